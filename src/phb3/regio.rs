@@ -1,0 +1,40 @@
+//! The register-I/O trait that every PHB3 access goes through, so the same PHB3, PCI and
+//! IOMMU logic runs on real hardware (cache-inhibited MMIO in `arch::ppc64`) and against
+//! host fakes and the software PHB3 model.
+//!
+//! Resources: skiboot include/phb3-regs.h (registers are 64-bit big-endian, 8-byte accesses
+//! only); skiboot hw/phb3.c phb3_pcicfg_* (CONFIG_DATA is little-endian, 1/2/4 bytes).
+
+/// Width of a config-data access. PHB3 CONFIG_DATA takes 1, 2 or 4 bytes; never 8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    /// One byte.
+    U8,
+    /// Two bytes.
+    U16,
+    /// Four bytes.
+    U32,
+}
+
+impl Width {
+    /// Size of the access in bytes.
+    pub const fn bytes(self) -> u64 {
+        match self {
+            Width::U8 => 1,
+            Width::U16 => 2,
+            Width::U32 => 4,
+        }
+    }
+}
+
+/// Access to one PHB's register space, by byte offset from the register BAR.
+pub trait RegIo: Sync {
+    /// Reads the 64-bit big-endian register at `offset`, returned in CPU order.
+    fn read64(&self, offset: u64) -> u64;
+    /// Writes the 64-bit big-endian register at `offset`.
+    fn write64(&self, offset: u64, value: u64);
+    /// Reads `width` bytes of little-endian data at `offset` (CONFIG_DATA and its byte lanes).
+    fn read_le(&self, offset: u64, width: Width) -> u32;
+    /// Writes `width` bytes of little-endian data at `offset`.
+    fn write_le(&self, offset: u64, width: Width, value: u32);
+}
