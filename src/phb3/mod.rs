@@ -4,3 +4,4 @@
 //! Resources: skiboot hw/phb3.c and include/phb3-regs.h; QEMU hw/pci-host/pnv_phb3.c.
 
 pub mod regio;
+pub mod regs;

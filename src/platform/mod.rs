@@ -4,3 +4,4 @@
 //! Resources: skiboot core/device.c, hw/xscom.c, hw/lpc.c; QEMU hw/ppc/pnv.c.
 
 pub mod devtree;
+pub mod xscom;

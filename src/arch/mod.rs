@@ -1,0 +1,1 @@
+//! Placeholder: POWER8 (ppc64) architecture support.
