@@ -16,6 +16,10 @@ extern crate alloc;
 #[cfg(target_arch = "powerpc64")]
 pub mod arch;
 pub mod console;
+#[cfg(target_arch = "powerpc64")]
+pub mod firmware;
+#[cfg(target_arch = "powerpc64")]
+pub use firmware::firmware_main;
 pub mod hcall;
 pub mod iommu;
 pub mod mm;

@@ -1,1 +1,3 @@
-//! Placeholder: POWER8 (ppc64) architecture support.
+//! Architecture support. tcefw runs only on POWER8 (ppc64le, hypervisor mode, MMU off).
+
+pub mod ppc64;

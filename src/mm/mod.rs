@@ -5,6 +5,7 @@
 //! uses. Host tests keep that identity by handing out addresses of real host allocations.
 
 pub mod frame;
+pub mod heap;
 pub mod phys;
 
 /// A real (physical) address as the CPU and the PHB see it.

@@ -50,3 +50,35 @@ pub unsafe fn write_bytes(pa: PhysAddr, src: &[u8]) {
 pub fn addr_of<T: ?Sized>(object: &T) -> PhysAddr {
     object as *const T as *const u8 as usize as PhysAddr
 }
+
+/// Reads the big-endian u16 at `pa` with one 2-byte load (an RTT entry, which the PHB reads
+/// as a unit: a torn read would give a PE number nobody wrote).
+///
+/// # Safety
+/// `pa` must be 2-byte aligned and lie in readable memory.
+pub unsafe fn read_be16(pa: PhysAddr) -> u16 {
+    // SAFETY: alignment and readability are the caller's contract; volatile keeps it one load.
+    u16::from_be(unsafe { core::ptr::read_volatile(pa as usize as *const u16) })
+}
+
+/// Writes `value` as a big-endian u16 at `pa` with one 2-byte store, so a device reading the
+/// entry concurrently (the PHB walking its RTT) sees either the old or the new value.
+///
+/// # Safety
+/// `pa` must be 2-byte aligned and lie in writable memory that the caller owns.
+pub unsafe fn write_be16(pa: PhysAddr, value: u16) {
+    // SAFETY: alignment and ownership are the caller's contract; volatile keeps it one store.
+    unsafe { core::ptr::write_volatile(pa as usize as *mut u16, value.to_be()) }
+}
+
+/// A read-only view of `len` bytes of physical memory at `pa`.
+///
+/// # Safety
+/// `[pa, pa + len)` must be readable memory that nobody writes while the slice lives.
+pub unsafe fn bytes<'a>(pa: PhysAddr, len: usize) -> &'a [u8] {
+    // The address goes through black_box so that the compiler cannot look through it to a
+    // static it believes it knows (the symbol table is rewritten after linking).
+    let pa = core::hint::black_box(pa);
+    // SAFETY: readable and unchanging for 'a (the caller's contract).
+    unsafe { core::slice::from_raw_parts(pa as usize as *const u8, len) }
+}

@@ -3,5 +3,9 @@
 //!
 //! Resources: skiboot core/device.c, hw/xscom.c, hw/lpc.c; QEMU hw/ppc/pnv.c.
 
+#[cfg(target_arch = "powerpc64")]
+pub mod boot;
 pub mod devtree;
+pub mod fault;
+pub mod lpc;
 pub mod xscom;

@@ -1,1 +1,38 @@
-//! Placeholder: in-image tests.
+//! In-image tests: run at boot when the boot arguments contain `tcefw.test`. Each prints
+//! `PASS name` or `FAIL name: reason`, then one `N passed, N failed` line that qemu-run.sh
+//! reads for its verdict.
+//!
+//! Resources: the serial-sentinel test style of rust-raspberrypi-OS-tutorials; QEMU's edu
+//! device (hw/misc/edu.c) for DMA tests.
+
+use crate::platform::boot::Platform;
+
+mod boot_tests;
+
+/// One in-image test: a name and a body that returns `Err(reason)` on failure.
+pub struct Test {
+    /// Test name, as printed.
+    pub name: &'static str,
+    /// The test body.
+    pub run: fn(&Platform) -> Result<(), alloc::string::String>,
+}
+
+/// Runs every test and prints the summary line. Returns true when all passed.
+pub fn run_all(platform: &Platform) -> bool {
+    let mut passed = 0;
+    let mut failed = 0;
+    for test in boot_tests::TESTS {
+        match (test.run)(platform) {
+            Ok(()) => {
+                passed += 1;
+                crate::println!("PASS {}", test.name);
+            }
+            Err(reason) => {
+                failed += 1;
+                crate::println!("FAIL {}: {reason}", test.name);
+            }
+        }
+    }
+    crate::println!("{passed} passed, {failed} failed");
+    failed == 0 && passed > 0
+}

@@ -1,0 +1,58 @@
+/*
+ * Shared assembler definitions: SPR numbers (POWER ISA 2.07; skiboot include/processor.h),
+ * MSR bits, the per-CPU area offsets (they must match `PerCpu` in src/arch/ppc64/percpu.rs)
+ * and the trap-frame layout (it must match `TrapFrame` in src/arch/ppc64/trap.rs).
+ */
+	.set SPRN_DSISR, 18
+	.set SPRN_DAR, 19
+	.set SPRN_SRR0, 26
+	.set SPRN_SRR1, 27
+	.set SPRN_SPRG0, 272
+	.set SPRN_SPRG1, 273
+	.set SPRN_SPRG2, 274
+	.set SPRN_HSPRG0, 304
+	.set SPRN_HSPRG1, 305
+	.set SPRN_HDSISR, 306
+	.set SPRN_HDAR, 307
+	.set SPRN_HSRR0, 314
+	.set SPRN_HSRR1, 315
+	.set SPRN_HMER, 336
+	.set SPRN_PIR, 1023
+	.set SPRN_HID0, 1008
+
+	/* MSR: FP (bit 50), ME (bit 51), VEC (bit 38), VSX (bit 40), RI (bit 62). */
+	.set MSR_FP_ME_RI_LO, 0x3002
+	.set MSR_VEC_VSX_HI, 0x0280
+
+	/* PerCpu layout. */
+	.set PC_R11, 0
+	.set PC_R12, 8
+	.set PC_CTR, 16
+	.set PC_HANDLER, 24
+	.set PC_EXC_STACK_TOP, 32
+	.set PC_EXC_STACK_BASE, 40
+	.set PC_TOC, 48
+
+	/* TrapFrame layout: an ABI stack frame header (32 bytes), then the saved state. */
+	.set TF_GPR, 32			/* 32 x 8 */
+	.set TF_CTR, 288
+	.set TF_LR, 296
+	.set TF_CR, 304
+	.set TF_XER, 312
+	.set TF_SRR0, 320
+	.set TF_SRR1, 328
+	.set TF_HSRR0, 336
+	.set TF_HSRR1, 344
+	.set TF_DAR, 352
+	.set TF_DSISR, 360
+	.set TF_HDAR, 368
+	.set TF_HDSISR, 376
+	.set TF_VECTOR, 384
+	.set TF_MSR, 392
+	.set TF_SIZE, 400		/* a multiple of 16 */
+
+	/* Load a link-time address (the image is linked below 2 GiB, see linker.ld). */
+	.macro LOAD_ADDR reg, sym
+	lis	\reg, (\sym)@ha
+	addi	\reg, \reg, (\sym)@l
+	.endm

@@ -1,0 +1,262 @@
+/*
+ * tcefw linked entry code: what runs at the link address once the low block has put the
+ * image there. It sets up the stack, TOC and MSR, zeroes .bss and enters Rust; it also
+ * holds the common exception entry/exit and the OPAL call trampoline.
+ *
+ * Sources: skiboot asm/head.S (boot_entry, exception entry, opal_entry), Linux
+ * arch/powerpc/platforms/powernv/opal-call.c and opal-wrappers.S (OPAL calling convention:
+ * %r0 = token, %r2 = OPAL base, MSR[LE] = 0 for the call, return by blr in big-endian),
+ * ELFv2 ABI (TOC in %r2, 32-byte minimum stack frame).
+ */
+	.section .text.boot, "ax"
+
+/* %r3 = FDT, %r4 = where the low block ran, %r5/%r6 = OPAL base/entry (payload mode). */
+	.globl boot_linked
+boot_linked:
+	/* Zero .bss with plain stores: the stack lives there, so nothing may use it yet. */
+	LOAD_ADDR %r7, __bss_start
+	LOAD_ADDR %r8, __bss_end
+	li	%r0, 0
+1:	cmpld	%r7, %r8
+	bge	2f
+	std	%r0, 0(%r7)
+	addi	%r7, %r7, 8
+	b	1b
+2:	LOAD_ADDR %r1, __boot_stack_top
+	li	%r0, 0
+	stdu	%r0, -64(%r1)
+	LOAD_ADDR %r2, .TOC.
+	/* Enter Rust with MSR = current | ME | FP | VEC | VSX | RI via rfid: mtmsrd cannot
+	 * set ME, and the FP/vector units must be on before any Rust code (core uses VSX). */
+	mfmsr	%r11
+	ori	%r11, %r11, MSR_FP_ME_RI_LO
+	oris	%r11, %r11, MSR_VEC_VSX_HI
+	LOAD_ADDR %r12, boot_rust
+	mtspr	SPRN_SRR0, %r12
+	mtspr	SPRN_SRR1, %r11
+	rfid
+
+boot_rust:
+	LOAD_ADDR %r12, tcefw_boot
+	mtctr	%r12
+	bctrl
+3:	b	3b
+
+/* Secondary threads released from the park loop come here with %r3 = PIR and %r4 = their
+ * stack top (set by the releasing CPU in their mailbox). Kept for the SMP issue. */
+
+/*
+ * Common exception entry. On arrival: %r12 = vector, %r13 = per-CPU area,
+ * SPRG1 = interrupted %r13, PC_R12/PC_R11/PC_CTR = interrupted %r12/%r11/CTR.
+ */
+	.globl exception_entry
+exception_entry:
+	/* Pick the stack: the per-CPU exception stack, or below %r1 if the interrupted code was
+	 * already on it (a fault inside a handler). */
+	ld	%r11, PC_EXC_STACK_TOP(%r13)
+	cmpld	%r1, %r11
+	bge	1f
+	ld	%r11, PC_EXC_STACK_BASE(%r13)
+	cmpld	%r1, %r11
+	blt	1f
+	addi	%r11, %r1, -288			/* skip the interrupted code's red zone */
+	clrrdi	%r11, %r11, 4
+1:	addi	%r11, %r11, -TF_SIZE
+	/* %r11 = frame. Save GPRs. */
+	std	%r0, TF_GPR+0*8(%r11)
+	std	%r1, TF_GPR+1*8(%r11)
+	std	%r2, TF_GPR+2*8(%r11)
+	std	%r3, TF_GPR+3*8(%r11)
+	std	%r4, TF_GPR+4*8(%r11)
+	std	%r5, TF_GPR+5*8(%r11)
+	std	%r6, TF_GPR+6*8(%r11)
+	std	%r7, TF_GPR+7*8(%r11)
+	std	%r8, TF_GPR+8*8(%r11)
+	std	%r9, TF_GPR+9*8(%r11)
+	std	%r10, TF_GPR+10*8(%r11)
+	ld	%r10, PC_R11(%r13)
+	std	%r10, TF_GPR+11*8(%r11)
+	ld	%r10, PC_R12(%r13)
+	std	%r10, TF_GPR+12*8(%r11)
+	mfspr	%r10, SPRN_SPRG1
+	std	%r10, TF_GPR+13*8(%r11)
+	std	%r14, TF_GPR+14*8(%r11)
+	std	%r15, TF_GPR+15*8(%r11)
+	std	%r16, TF_GPR+16*8(%r11)
+	std	%r17, TF_GPR+17*8(%r11)
+	std	%r18, TF_GPR+18*8(%r11)
+	std	%r19, TF_GPR+19*8(%r11)
+	std	%r20, TF_GPR+20*8(%r11)
+	std	%r21, TF_GPR+21*8(%r11)
+	std	%r22, TF_GPR+22*8(%r11)
+	std	%r23, TF_GPR+23*8(%r11)
+	std	%r24, TF_GPR+24*8(%r11)
+	std	%r25, TF_GPR+25*8(%r11)
+	std	%r26, TF_GPR+26*8(%r11)
+	std	%r27, TF_GPR+27*8(%r11)
+	std	%r28, TF_GPR+28*8(%r11)
+	std	%r29, TF_GPR+29*8(%r11)
+	std	%r30, TF_GPR+30*8(%r11)
+	std	%r31, TF_GPR+31*8(%r11)
+	ld	%r10, PC_CTR(%r13)
+	std	%r10, TF_CTR(%r11)
+	mflr	%r10
+	std	%r10, TF_LR(%r11)
+	mfcr	%r10
+	std	%r10, TF_CR(%r11)
+	mfxer	%r10
+	std	%r10, TF_XER(%r11)
+	mfspr	%r10, SPRN_SRR0
+	std	%r10, TF_SRR0(%r11)
+	mfspr	%r10, SPRN_SRR1
+	std	%r10, TF_SRR1(%r11)
+	mfspr	%r10, SPRN_HSRR0
+	std	%r10, TF_HSRR0(%r11)
+	mfspr	%r10, SPRN_HSRR1
+	std	%r10, TF_HSRR1(%r11)
+	mfspr	%r10, SPRN_DAR
+	std	%r10, TF_DAR(%r11)
+	mfspr	%r10, SPRN_DSISR
+	std	%r10, TF_DSISR(%r11)
+	mfspr	%r10, SPRN_HDAR
+	std	%r10, TF_HDAR(%r11)
+	mfspr	%r10, SPRN_HDSISR
+	std	%r10, TF_HDSISR(%r11)
+	std	%r12, TF_VECTOR(%r11)
+	mfmsr	%r10
+	std	%r10, TF_MSR(%r11)
+	/* A back chain to the interrupted frame, so a debugger can walk through. */
+	std	%r1, 0(%r11)
+	mr	%r1, %r11
+	ld	%r2, PC_TOC(%r13)
+	/* The handler is Rust: turn the FP and vector units on (mtmsrd L=0 may set them). */
+	ori	%r10, %r10, MSR_FP_ME_RI_LO
+	oris	%r10, %r10, MSR_VEC_VSX_HI
+	mtmsrd	%r10
+	isync
+	addi	%r3, %r1, 0
+	LOAD_ADDR %r12, tcefw_exception
+	mtctr	%r12
+	bctrl
+	/* Returns with %r3 = 1 to leave by hrfid (HSRR0/1), 0 for rfid (SRR0/1). The handler may
+	 * have changed the frame (hcall results, a skipped instruction). cr0 holds that choice
+	 * until the final branch, so CR itself is restored last. */
+	mr	%r11, %r1
+	ld	%r10, TF_MSR(%r11)
+	mtmsrd	%r10				/* FP/vector units back off */
+	isync
+	cmpdi	%r3, 0
+	beq	2f
+	ld	%r10, TF_HSRR0(%r11)
+	mtspr	SPRN_HSRR0, %r10
+	ld	%r10, TF_HSRR1(%r11)
+	mtspr	SPRN_HSRR1, %r10
+	b	3f
+2:	ld	%r10, TF_SRR0(%r11)
+	mtspr	SPRN_SRR0, %r10
+	ld	%r10, TF_SRR1(%r11)
+	mtspr	SPRN_SRR1, %r10
+3:	ld	%r10, TF_CTR(%r11)
+	mtctr	%r10
+	ld	%r10, TF_LR(%r11)
+	mtlr	%r10
+	ld	%r10, TF_XER(%r11)
+	mtxer	%r10
+	ld	%r0, TF_GPR+0*8(%r11)
+	ld	%r1, TF_GPR+1*8(%r11)
+	ld	%r2, TF_GPR+2*8(%r11)
+	ld	%r3, TF_GPR+3*8(%r11)
+	ld	%r4, TF_GPR+4*8(%r11)
+	ld	%r5, TF_GPR+5*8(%r11)
+	ld	%r6, TF_GPR+6*8(%r11)
+	ld	%r7, TF_GPR+7*8(%r11)
+	ld	%r8, TF_GPR+8*8(%r11)
+	ld	%r9, TF_GPR+9*8(%r11)
+	ld	%r10, TF_GPR+10*8(%r11)
+	ld	%r13, TF_GPR+13*8(%r11)
+	ld	%r14, TF_GPR+14*8(%r11)
+	ld	%r15, TF_GPR+15*8(%r11)
+	ld	%r16, TF_GPR+16*8(%r11)
+	ld	%r17, TF_GPR+17*8(%r11)
+	ld	%r18, TF_GPR+18*8(%r11)
+	ld	%r19, TF_GPR+19*8(%r11)
+	ld	%r20, TF_GPR+20*8(%r11)
+	ld	%r21, TF_GPR+21*8(%r11)
+	ld	%r22, TF_GPR+22*8(%r11)
+	ld	%r23, TF_GPR+23*8(%r11)
+	ld	%r24, TF_GPR+24*8(%r11)
+	ld	%r25, TF_GPR+25*8(%r11)
+	ld	%r26, TF_GPR+26*8(%r11)
+	ld	%r27, TF_GPR+27*8(%r11)
+	ld	%r28, TF_GPR+28*8(%r11)
+	ld	%r29, TF_GPR+29*8(%r11)
+	ld	%r30, TF_GPR+30*8(%r11)
+	ld	%r31, TF_GPR+31*8(%r11)
+	ld	%r12, TF_CR(%r11)
+	beq	4f
+	mtcr	%r12
+	ld	%r12, TF_GPR+12*8(%r11)
+	ld	%r11, TF_GPR+11*8(%r11)
+	hrfid
+4:	mtcr	%r12
+	ld	%r12, TF_GPR+12*8(%r11)
+	ld	%r11, TF_GPR+11*8(%r11)
+	rfid
+
+/*
+ * u64 opal_call_raw(u64 a0, a1, a2, a3, u64 token, u64 opal_base, u64 opal_entry)
+ * Calls OPAL big-endian with the MMU off, and comes back little-endian. OPAL keeps %r1 and
+ * returns with blr; it preserves the non-volatile registers we rely on (%r13..%r31).
+ */
+	.globl opal_call_raw
+opal_call_raw:
+	mflr	%r0
+	std	%r0, 16(%r1)
+	mfcr	%r12
+	std	%r12, 8(%r1)
+	stdu	%r1, -64(%r1)
+	std	%r2, 24(%r1)
+	/* skiboot uses the HSPRGs for itself: keep our per-CPU pointer across the call. */
+	mfspr	%r12, SPRN_HSPRG0
+	std	%r12, 40(%r1)
+	mr	%r0, %r7				/* token */
+	mr	%r2, %r8				/* OPAL base */
+	mtspr	SPRN_HSRR0, %r9			/* OPAL entry */
+	mfmsr	%r11
+	std	%r11, 32(%r1)			/* our MSR, restored on return */
+	li	%r12, 1
+	andc	%r11, %r11, %r12			/* MSR[LE] = 0 for OPAL, the rest unchanged */
+	mtspr	SPRN_HSRR1, %r11
+	bl	1f
+1:	mflr	%r12
+	addi	%r12, %r12, (opal_return - 1b)
+	mtlr	%r12
+	hrfid
+
+opal_return:
+	/* OPAL returns here big-endian: flip back to little-endian first (same trick as the
+	 * boot entry; clobbers %r10/%r11, which are volatile). */
+	tdi	0,0,0x48
+	b	2f
+	.long	0xa600607d	/* mfmsr %r11 */
+	.long	0x01006b69	/* xori %r11,%r11,1 */
+	.long	0x00004039	/* li %r10,0 */
+	.long	0x6401417d	/* mtmsrd %r10,1 */
+	.long	0x05009f42	/* bcl 20,31,$+4 */
+	.long	0xa602487d	/* mflr %r10 */
+	.long	0x14004a39	/* addi %r10,%r10,20 */
+	.long	0xa6035a7d	/* mtsrr0 %r10 */
+	.long	0xa6037b7d	/* mtsrr1 %r11 */
+	.long	0x2400004c	/* rfid */
+2:	ld	%r11, 32(%r1)
+	mtmsrd	%r11				/* FP/vector bits as before the call */
+	isync
+	ld	%r12, 40(%r1)
+	mtspr	SPRN_HSPRG0, %r12
+	ld	%r2, 24(%r1)
+	addi	%r1, %r1, 64
+	ld	%r12, 8(%r1)
+	mtcr	%r12
+	ld	%r0, 16(%r1)
+	mtlr	%r0
+	blr

@@ -1,0 +1,87 @@
+//! In-image tests of the boot foundation: exceptions, the heap, the frame allocator, the
+//! device tree as the running machine sees it.
+//!
+//! Resources: POWER ISA 2.07 Book III 6.5.9 (program interrupt: SRR0 = the instruction).
+
+use super::Test;
+use crate::arch::ppc64::{cpu, percpu};
+use crate::mm::FrameAllocator;
+use crate::platform::boot::{Platform, FRAMES, HEAP};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+/// The boot tests, in order.
+pub const TESTS: &[Test] = &[
+    Test { name: "program_check_is_reported", run: program_check_is_reported },
+    Test { name: "heap_alloc_and_free", run: heap_alloc_and_free },
+    Test { name: "frame_allocator_alignment", run: frame_allocator_alignment },
+    Test { name: "hypercall_without_handler_is_h_function", run: hypercall_without_handler },
+];
+
+fn program_check_is_reported(_: &Platform) -> Result<(), String> {
+    let cpu_area = percpu::this_cpu();
+    cpu_area.caught_vector.store(0, Ordering::Relaxed);
+    cpu_area.expected_vector.store(0x700, Ordering::Release);
+    cpu::trigger_program_check();
+    let caught = cpu_area.caught_vector.load(Ordering::Acquire);
+    if caught != 0x700 {
+        return Err(format!("no program interrupt recorded (caught {caught:#x})"));
+    }
+    let address = cpu_area.caught_address.load(Ordering::Relaxed);
+    let symbols = crate::platform::boot::symbols();
+    use crate::platform::fault::SymbolLookup;
+    match symbols.lookup(address) {
+        Some((name, _)) if name.contains("trigger_program_check") => Ok(()),
+        Some((name, offset)) => Err(format!("fault at {address:#x} resolved to {name}+{offset:#x}")),
+        None => Err(format!("fault at {address:#x} has no symbol")),
+    }
+}
+
+fn heap_alloc_and_free(_: &Platform) -> Result<(), String> {
+    let before = HEAP.stats();
+    let mut numbers: Vec<u64> = (0..10_000).collect();
+    numbers.reverse();
+    let sum: u64 = numbers.iter().sum();
+    if sum != 10_000 * 9_999 / 2 {
+        return Err(format!("sum {sum}"));
+    }
+    drop(numbers);
+    let after = HEAP.stats();
+    if after.used != before.used {
+        return Err(format!("heap used {} before, {} after", before.used, after.used));
+    }
+    if after.allocations <= before.allocations {
+        return Err(String::from("allocation was not counted"));
+    }
+    Ok(())
+}
+
+fn frame_allocator_alignment(_: &Platform) -> Result<(), String> {
+    let before = FRAMES.stats();
+    let mut blocks = Vec::new();
+    for size in [4096usize, 65536, 128 << 10, 2 << 20] {
+        let pa = FRAMES.alloc(size).ok_or_else(|| format!("no {size}-byte block"))?;
+        if pa % size as u64 != 0 {
+            return Err(format!("{size}-byte block at {pa:#x} is misaligned"));
+        }
+        blocks.push((pa, size));
+    }
+    for (pa, size) in blocks {
+        FRAMES.free(pa, size);
+    }
+    let after = FRAMES.stats();
+    if after.used_bytes != before.used_bytes {
+        return Err(format!("{} bytes leaked", after.used_bytes - before.used_bytes));
+    }
+    Ok(())
+}
+
+fn hypercall_without_handler(_: &Platform) -> Result<(), String> {
+    let out = cpu::hypercall(0xF000, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    if out[0] as i64 != -2 {
+        return Err(format!("r3 = {:#x}, expected H_FUNCTION", out[0]));
+    }
+    Ok(())
+}
