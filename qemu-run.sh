@@ -20,6 +20,7 @@
 #   --elf PATH            boot this ELF instead of building (cargo run passes it)
 #   --debug               build without optimisation
 #   --no-install          do not try to install missing tools
+#   --setup-only          install what is missing, then exit
 #
 # Exit status: 0 on success; with --test, non-zero on any failure, hang or timeout.
 set -euo pipefail
@@ -40,6 +41,7 @@ log=""
 elf=""
 profile=release
 install=1
+setup_only=0
 extra=()
 
 die() { echo "qemu-run.sh: $*" >&2; exit 2; }
@@ -60,8 +62,9 @@ while [ $# -gt 0 ]; do
         --elf) elf=${2:-}; shift 2 ;;
         --debug) profile=debug; shift ;;
         --no-install) install=0; shift ;;
+        --setup-only) setup_only=1; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *)
             # cargo run passes the ELF path as a plain argument after our runner flags.
             if [ -z "$elf" ] && [ -f "$1" ]; then elf=$1; shift; else die "unknown option '$1' (see --help)"; fi ;;
@@ -109,6 +112,8 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     echo "qemu-run.sh: rustup target add $target" >&2
     rustup target add "$target" >&2
 fi
+
+[ "$setup_only" = 0 ] || exit 0
 
 # --- Build ------------------------------------------------------------------------------------
 # The in-image tests and the fault demonstration are build features: QEMU cannot hand boot
