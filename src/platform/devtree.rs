@@ -1,1 +1,0 @@
-//! Placeholder: the device-tree reader.
