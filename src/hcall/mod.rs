@@ -1,1 +1,18 @@
-//! Placeholder: filled in by its own issue.
+//! The hypercall layer: PAPR opcodes and status codes, partitions, the LIOBN registry, the
+//! dispatcher of the TCE hypercalls, and the audit of every table against the page accounting.
+//!
+//! The lead's `sc 1` handler calls [`Hypervisor::dispatch`] with r3 and r4.. and writes the
+//! returned status to r3 and the outputs to r4...
+//!
+//! Resources: LoPAR ch_lpar_option; Linux arch/powerpc/include/asm/hvcall.h and
+//! arch/powerpc/kvm/book3s_64_vio.c; QEMU hw/ppc/spapr_iommu.c; DESIGN.md.
+
+pub mod audit;
+pub mod codes;
+pub mod hypervisor;
+pub mod partition;
+
+pub use audit::{AuditReport, Violation};
+pub use codes::*;
+pub use hypervisor::{decode_liobn, liobn, Hypervisor, SetupError};
+pub use partition::Partition;

@@ -1,1 +1,18 @@
-//! Placeholder: filled in by its own issue.
+//! A software PHB3 and host rig for tests and benchmarks: the same iommu and hcall code runs
+//! against it unchanged, and its TCE cache (which only kills invalidate) makes a missing or
+//! late kill observable, which QEMU cannot (it caches nothing and ignores kills).
+//!
+//! - [`phb3`]: the PHB model (registers, TVT, RTT, TCE cache, DMA engine, pin watch);
+//! - [`host`]: host memory as physical memory (the model's unsafe leaf);
+//! - [`rig`]: wiring for tests.
+//!
+//! Resources: QEMU hw/pci-host/pnv_phb3.c; skiboot include/phb3-regs.h; Linux
+//! arch/powerpc/platforms/powernv/pci-ioda.c (kill encodings); DESIGN.md "The PHB3 model".
+
+pub mod host;
+pub mod phb3;
+pub mod rig;
+
+pub use host::{Arena, DeviceMemory};
+pub use phb3::{DmaFault, ModelStats, Phb3Model, StaleReach};
+pub use rig::Rig;

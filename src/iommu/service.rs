@@ -1,0 +1,417 @@
+//! The TCE service of one PHB: its DMA windows (one TCE table per PE window), and the one
+//! TCE update protocol that every TCE-changing path follows (DESIGN.md):
+//! validate (the caller's job, before calling) → allocate missing levels → pin the new pages →
+//! exchange every entry → `sync`, kill, load back → release the old pages (dirty if W).
+//!
+//! Windows: window 0 starts at bus address 0, window 1 at 1<<59; the TVT index is
+//! PE * 2 + window (Linux `pnv_pci_ioda2_setup_dma_pe`, `pnv_pci_ioda2_set_window`).
+//! A hypercall finds its window through a lock-free [`Slot`]; creating and removing windows
+//! is setup work under a spin lock that the hypercall path never takes.
+//!
+//! Resources: DESIGN.md; the seed patch (exchange, then release the replaced TCE);
+//! Linux platforms/powernv/pci-ioda.c and kernel/iommu.c; skiboot hw/phb3.c.
+
+use super::kill::KILL_ONE_THRESHOLD;
+use super::kill::{kill_one, kill_pe, FaultSwitch, KillCounts, KillFault, KillStats};
+use super::pages::PageAccounting;
+use super::slot::{Slot, SlotRef};
+use super::table::{TableGeometry, TceTable};
+use super::tce::Tce;
+use super::tve::{tvt_index, write_tve, Tve, TVT_ENTRIES};
+use super::Error;
+use crate::mm::FrameAllocator;
+use crate::phb3::regio::RegIo;
+use crate::phb3::regs::PHB_TCE_KILL;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+
+/// Most entries one call may change: PAPR's limit for H_STUFF_TCE and H_PUT_TCE_INDIRECT.
+pub const MAX_BATCH: usize = 512;
+/// PEs of a PHB3.
+pub const MAX_PES: u16 = 256;
+/// Bus address where window 1 starts (selected by DMA address bit 59).
+pub const WINDOW1_BASE: u64 = 1 << 59;
+
+/// What a new window looks like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// The PE whose DMA the window translates.
+    pub pe: u16,
+    /// 0 (bus address 0) or 1 (bus address 1<<59).
+    pub window: u8,
+    /// log2 of the IOMMU page size: 12, 16 or 24.
+    pub page_shift: u32,
+    /// Window size in bytes, a power of two.
+    pub window_size: u64,
+    /// Table levels, 1..=5.
+    pub levels: u32,
+}
+
+/// One DMA window: a TCE table behind one TVE.
+#[derive(Debug)]
+pub struct DmaWindow {
+    pe: u16,
+    window: u8,
+    bus_start: u64,
+    bus_size: u64,
+    owner: u32,
+    table: TceTable,
+}
+
+impl DmaWindow {
+    /// The PE.
+    pub fn pe(&self) -> u16 {
+        self.pe
+    }
+    /// 0 or 1.
+    pub fn window(&self) -> u8 {
+        self.window
+    }
+    /// First bus address.
+    pub fn bus_start(&self) -> u64 {
+        self.bus_start
+    }
+    /// Size in bytes.
+    pub fn bus_size(&self) -> u64 {
+        self.bus_size
+    }
+    /// log2 of the IOMMU page size.
+    pub fn page_shift(&self) -> u32 {
+        self.table.geometry().page_shift
+    }
+    /// IOMMU page size in bytes.
+    pub fn page_size(&self) -> u64 {
+        1 << self.page_shift()
+    }
+    /// The opaque owner tag given at creation (the hypercall layer stores a partition id).
+    pub fn owner(&self) -> u32 {
+        self.owner
+    }
+    /// The TCE table.
+    pub fn table(&self) -> &TceTable {
+        &self.table
+    }
+
+    /// The table index of the page at `bus_addr`: strict, no masking of the caller's value,
+    /// no overflow. `Misaligned` unless on a page boundary, `OutOfWindow` unless inside.
+    pub fn index_of(&self, bus_addr: u64) -> Result<u64, Error> {
+        if bus_addr & (self.page_size() - 1) != 0 {
+            return Err(Error::Misaligned);
+        }
+        if bus_addr < self.bus_start || bus_addr - self.bus_start >= self.bus_size {
+            return Err(Error::OutOfWindow);
+        }
+        Ok(self.table.geometry().index_of(bus_addr))
+    }
+
+    /// Checks that `count` pages from `bus_addr` lie inside the window (at least one page).
+    pub fn check_run(&self, bus_addr: u64, count: usize) -> Result<(), Error> {
+        self.index_of(bus_addr)?;
+        let pages_left = (self.bus_start + self.bus_size - bus_addr) >> self.page_shift();
+        if count == 0 || count as u64 > pages_left {
+            return Err(Error::OutOfWindow);
+        }
+        Ok(())
+    }
+}
+
+/// The new values of a batch, as host TCEs that the caller has already validated.
+#[derive(Clone, Copy, Debug)]
+pub enum NewTces<'x> {
+    /// The same value `count` times (H_PUT_TCE: 1; H_STUFF_TCE).
+    Same(Tce, usize),
+    /// One value per entry (H_PUT_TCE_INDIRECT, from the firmware's private copy).
+    List(&'x [Tce]),
+}
+
+impl NewTces<'_> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            NewTces::Same(_, count) => *count,
+            NewTces::List(list) => list.len(),
+        }
+    }
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn at(&self, i: usize) -> Tce {
+        match self {
+            NewTces::Same(tce, _) => *tce,
+            NewTces::List(list) => list.get(i).copied().unwrap_or(Tce::NONE),
+        }
+    }
+}
+
+/// What an update did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Updated {
+    /// Entries whose value changed.
+    pub changed: usize,
+    /// Old valid entries whose pages were released.
+    pub released: usize,
+}
+
+/// A hold on a window for the length of one call (the window cannot be removed meanwhile).
+pub type WindowRef<'s> = SlotRef<'s, DmaWindow>;
+
+/// The TCE service of one PHB.
+pub struct TceService<'a> {
+    io: &'a dyn RegIo,
+    frames: &'a dyn FrameAllocator,
+    slots: Vec<Slot<DmaWindow>>,
+    setup: spin::Mutex<()>,
+    kills: KillStats,
+    fault: FaultSwitch,
+    table_bytes: AtomicU64,
+}
+
+impl<'a> TceService<'a> {
+    /// The service for the PHB behind `io`, with tables from `frames`. No window exists yet;
+    /// the PHB's other IODA2 setup (RTT, PEs, ...) is the PHB3 bring-up's job.
+    pub fn new(io: &'a dyn RegIo, frames: &'a dyn FrameAllocator) -> Self {
+        let mut slots = Vec::with_capacity(TVT_ENTRIES);
+        slots.resize_with(TVT_ENTRIES, Slot::empty);
+        TceService {
+            io,
+            frames,
+            slots,
+            setup: spin::Mutex::new(()),
+            kills: KillStats::default(),
+            fault: FaultSwitch::default(),
+            table_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Creates a window: allocates its top level, programs the TVE, kills the PE's cached
+    /// TCEs, then publishes it. Returns its TVT index. `owner` is an opaque tag.
+    pub fn create_window(&self, config: WindowConfig, owner: u32) -> Result<usize, Error> {
+        if config.pe >= MAX_PES || config.window > 1 {
+            return Err(Error::BadConfig);
+        }
+        let geometry =
+            TableGeometry::for_window(config.window_size, config.page_shift, config.levels)?;
+        let index = tvt_index(config.pe, config.window);
+        let _setup = self.setup.lock();
+        if !self.slots[index].is_empty() {
+            return Err(Error::Busy);
+        }
+        let table = TceTable::new(self.frames, geometry)?;
+        self.table_bytes
+            .fetch_add(geometry.level_bytes() as u64, Ordering::Relaxed);
+        let tve = Tve {
+            table_pa: table.root(),
+            levels: geometry.levels,
+            level_bytes_log2: geometry.level_bytes().trailing_zeros(),
+            page_shift: geometry.page_shift,
+        };
+        let window = Box::new(DmaWindow {
+            pe: config.pe,
+            window: config.window,
+            bus_start: if config.window == 1 { WINDOW1_BASE } else { 0 },
+            bus_size: config.window_size,
+            owner,
+            table,
+        });
+        write_tve(self.io, index, tve.encode());
+        // Nothing of this PE may stay cached from an earlier table at this TVE.
+        self.kill_whole_pe(config.pe);
+        self.slots[index].publish(window).map_err(|_| Error::Busy)?;
+        Ok(index)
+    }
+
+    /// Removes the window at TVT `index`: unpublishes it and waits for calls inside it to
+    /// finish, disables the TVE, kills the PE's cached TCEs, then releases every page the
+    /// table still mapped (dirty where writable) and frees every level. Returns the number of
+    /// entries released.
+    pub fn remove_window(&self, pages: &PageAccounting, index: usize) -> Result<usize, Error> {
+        let _setup = self.setup.lock();
+        let window = self
+            .slots
+            .get(index)
+            .and_then(Slot::retire)
+            .ok_or(Error::NoWindow)?;
+        write_tve(self.io, index, 0);
+        self.kill_whole_pe(window.pe);
+        let mut released = 0;
+        let mut mapped: Vec<u64> = Vec::new();
+        window
+            .table
+            .for_each_valid(&mut |entry, _| mapped.push(entry));
+        for entry in mapped {
+            let old = window.table.clear(entry);
+            if old.is_valid() {
+                pages.unpin(old.addr(), window.page_size(), old.writable());
+                released += 1;
+            }
+        }
+        let window = *window;
+        let freed = window.table.destroy(self.frames);
+        self.table_bytes.fetch_sub(freed as u64, Ordering::Relaxed);
+        Ok(released)
+    }
+
+    /// A hold on the window at TVT `index`, or `None`. Lock-free.
+    pub fn window(&self, index: usize) -> Option<WindowRef<'_>> {
+        self.slots.get(index)?.acquire()
+    }
+
+    /// Calls `visit` for every window that exists.
+    pub fn for_each_window(&self, visit: &mut dyn FnMut(usize, &DmaWindow)) {
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(window) = slot.acquire() {
+                visit(index, &window);
+            }
+        }
+    }
+
+    /// Applies `new` to the run of entries starting at bus address `first` of `window`,
+    /// following the protocol: allocate → pin → exchange → sync + kill + load back → release.
+    ///
+    /// The caller has validated everything (ownership, range, and that every mapped TCE is a
+    /// page-aligned host address inside the caller's RAM). An `Err` means nothing changed
+    /// (no entry, no pin; levels allocated for the call may remain, invisible and reused).
+    /// Lock-free; allocates only missing levels, before any exchange; the old values live on
+    /// the stack (4 KiB for a 512-entry batch).
+    pub fn update(
+        &self,
+        pages: &PageAccounting,
+        window: &DmaWindow,
+        first: u64,
+        new: NewTces<'_>,
+    ) -> Result<Updated, Error> {
+        let count = new.len();
+        if count == 0 {
+            return Ok(Updated::default());
+        }
+        if count > MAX_BATCH {
+            return Err(Error::BatchTooLarge);
+        }
+        window.check_run(first, count)?;
+        let page = window.page_size();
+        let geometry = window.table.geometry();
+        let bus = |i: usize| first + ((i as u64) << geometry.page_shift);
+
+        // Levels, before anything is exchanged.
+        for i in 0..count {
+            if new.at(i).is_valid() {
+                let installed = window
+                    .table
+                    .prepare(self.frames, geometry.index_of(bus(i)))?;
+                self.table_bytes
+                    .fetch_add(installed as u64, Ordering::Relaxed);
+            }
+        }
+        // Pins, before the device can reach the new pages.
+        for i in 0..count {
+            let tce = new.at(i);
+            if tce.is_valid() {
+                if let Err(error) = pages.pin(tce.addr(), page) {
+                    for j in (0..i).filter(|&j| new.at(j).is_valid()) {
+                        pages.unpin(new.at(j).addr(), page, false);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        // Exchange: each old value goes to exactly one CPU, this one.
+        let mut old = [Tce::NONE; MAX_BATCH];
+        let mut written = [Tce::NONE; MAX_BATCH];
+        for i in 0..count {
+            let tce = new.at(i);
+            match window.table.exchange(geometry.index_of(bus(i)), tce) {
+                Ok(previous) => {
+                    old[i] = previous;
+                    written[i] = tce;
+                }
+                // Unreachable after `prepare` (levels live as long as the window); if it ever
+                // happens the entry is untouched, so its new pin must go.
+                Err(_) => pages.unpin(tce.addr(), page, false),
+            }
+        }
+        let old = &old[..count];
+        let written = &written[..count];
+        let mut outcome = Updated {
+            changed: old.iter().zip(written).filter(|(o, n)| o != n).count(),
+            released: 0,
+        };
+        match self.fault.get() {
+            KillFault::None => {
+                self.kill_batch(window, old, written, &bus);
+                outcome.released = Self::release(pages, page, old);
+            }
+            KillFault::SkipKill => outcome.released = Self::release(pages, page, old),
+            KillFault::KillAfterRelease => {
+                outcome.released = Self::release(pages, page, old);
+                self.kill_batch(window, old, written, &bus);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// `sync`, then the kill stores for the entries that changed, then a load back from the
+    /// PHB and another `sync`: when this returns no cached TCE of those entries survives.
+    fn kill_batch(&self, window: &DmaWindow, old: &[Tce], new: &[Tce], bus: &dyn Fn(usize) -> u64) {
+        let changed = old.iter().zip(new).filter(|(o, n)| o != n).count();
+        if changed == 0 {
+            return;
+        }
+        // The new entries must be visible to the PHB before it can refetch them.
+        fence(Ordering::SeqCst);
+        if changed <= KILL_ONE_THRESHOLD {
+            for (i, _) in old.iter().zip(new).enumerate().filter(|(_, (o, n))| o != n) {
+                self.io.write64(PHB_TCE_KILL, kill_one(window.pe, bus(i)));
+                self.kills.count_one();
+            }
+        } else {
+            self.io.write64(PHB_TCE_KILL, kill_pe(window.pe));
+            self.kills.count_pe();
+        }
+        self.complete_kill();
+    }
+
+    fn kill_whole_pe(&self, pe: u16) {
+        fence(Ordering::SeqCst);
+        self.io.write64(PHB_TCE_KILL, kill_pe(pe));
+        self.kills.count_pe();
+        self.complete_kill();
+    }
+
+    fn complete_kill(&self) {
+        // The load cannot return before the PHB has performed the earlier kill stores
+        // (in-order cache-inhibited accesses to one device); the fence keeps every release
+        // after it.
+        let _ = self.io.read64(PHB_TCE_KILL);
+        fence(Ordering::SeqCst);
+        self.kills.count_batch();
+    }
+
+    fn release(pages: &PageAccounting, page: u64, old: &[Tce]) -> usize {
+        let mut released = 0;
+        for tce in old.iter().filter(|t| t.is_valid()) {
+            pages.unpin(tce.addr(), page, tce.writable());
+            released += 1;
+        }
+        released
+    }
+
+    /// Kill-register traffic so far.
+    pub fn kill_counts(&self) -> KillCounts {
+        self.kills.snapshot()
+    }
+
+    /// Bytes of TCE table levels this service holds (must equal what the frame allocator
+    /// handed to it: the audit compares it with a walk of every table).
+    pub fn table_bytes(&self) -> u64 {
+        self.table_bytes.load(Ordering::Relaxed)
+    }
+
+    /// TEST ONLY: makes every later update break the protocol in the given way, so tests can
+    /// prove they detect it. Firmware never calls this; `KillFault::None` restores it.
+    #[doc(hidden)]
+    pub fn inject_kill_fault(&self, fault: KillFault) {
+        self.fault.set(fault);
+    }
+}
