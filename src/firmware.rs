@@ -17,8 +17,9 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
         env!("CARGO_PKG_VERSION"),
         platform.mode.name()
     );
-    crate::log!(Notice, "BOOT", "device tree summary:");
-    let _ = platform.machine.write_summary(&mut ConsoleWriter);
+    for line in platform.machine.summary() {
+        crate::console::log_line(crate::console::Level::Notice, format_args!("{line}"));
+    }
     let frames = crate::platform::boot::FRAMES.stats();
     let heap = crate::platform::boot::HEAP.stats();
     crate::log!(
@@ -31,17 +32,25 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
         platform.free_ranges.len()
     );
     if cfg!(feature = "fault-demo") {
-        crate::log!(Notice, "BOOT", "fault-demo build: provoking an unexpected program check");
+        crate::log!(
+            Notice,
+            "BOOT",
+            "fault-demo build: provoking an unexpected program check"
+        );
         crate::arch::ppc64::cpu::trigger_program_check();
     }
     let bootargs = platform.machine.bootargs();
-    let run_tests = bootargs.split_whitespace().any(|word| word == TEST_BOOTARG)
-        || cfg!(feature = "selftest");
+    let run_tests =
+        bootargs.split_whitespace().any(|word| word == TEST_BOOTARG) || cfg!(feature = "selftest");
     if run_tests {
         let passed = crate::selftest::run_all(platform);
         platform.end_run(passed)
     }
-    crate::log!(Notice, "BOOT", "boot complete; add '{TEST_BOOTARG}' to the boot arguments to run the in-image tests");
+    crate::log!(
+        Notice,
+        "BOOT",
+        "boot complete; add '{TEST_BOOTARG}' to the boot arguments to run the in-image tests"
+    );
     platform.end_run(true)
 }
 

@@ -64,7 +64,11 @@ impl Write for Console {
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
     sink: None,
-    early: EarlyBuffer { bytes: [0; EARLY_BUFFER_BYTES], len: 0, dropped: 0 },
+    early: EarlyBuffer {
+        bytes: [0; EARLY_BUFFER_BYTES],
+        len: 0,
+        dropped: 0,
+    },
 });
 
 static TIME_SOURCE: Once<fn() -> u64> = Once::new();
@@ -115,6 +119,16 @@ pub fn log_fmt(level: Level, subsystem: &str, args: fmt::Arguments<'_>) {
     let mut console = CONSOLE.lock();
     let _ = write_prefix(&mut *console, ticks, timebase_hz(), level);
     let _ = write!(console, "{subsystem}: ");
+    let _ = console.write_fmt(args);
+    let _ = console.write_str("\n");
+}
+
+/// Writes a whole log line whose text already names its subsystem (e.g. a device-tree
+/// summary line "MEM: ..."), with the timestamp prefix.
+pub fn log_line(level: Level, args: fmt::Arguments<'_>) {
+    let ticks = timebase();
+    let mut console = CONSOLE.lock();
+    let _ = write_prefix(&mut *console, ticks, timebase_hz(), level);
     let _ = console.write_fmt(args);
     let _ = console.write_str("\n");
 }
@@ -174,7 +188,13 @@ mod tests {
     #[test]
     fn prefix_matches_skiboot_format() {
         let mut out = String::new();
-        write_prefix(&mut out, 512_000_000 + 256_000_000, 512_000_000, Level::Notice).unwrap();
+        write_prefix(
+            &mut out,
+            512_000_000 + 256_000_000,
+            512_000_000,
+            Level::Notice,
+        )
+        .unwrap();
         assert_eq!(out, "[    1.500000000,5] ");
         out.clear();
         write_prefix(&mut out, 1, 512_000_000, Level::Error).unwrap();
