@@ -72,16 +72,26 @@ impl TwoRegionHeap {
         let mut heap = Heap::empty();
         // SAFETY: the caller hands over exclusive, live memory (the function's contract).
         unsafe { heap.init(start as *mut u8, size) };
-        *slot = Some(Region { heap, start, end: start + size });
+        *slot = Some(Region {
+            heap,
+            start,
+            end: start + size,
+        });
         true
     }
 
     /// Current usage.
     pub fn stats(&self) -> HeapStats {
         let regions = self.regions.lock();
-        let (size, used) = regions.iter().flatten().fold((0, 0), |(size, used), region| {
-            (size + region.heap.size() as u64, used + region.heap.used() as u64)
-        });
+        let (size, used) = regions
+            .iter()
+            .flatten()
+            .fold((0, 0), |(size, used), region| {
+                (
+                    size + region.heap.size() as u64,
+                    used + region.heap.used() as u64,
+                )
+            });
         HeapStats {
             size,
             used,
@@ -111,8 +121,10 @@ unsafe impl GlobalAlloc for TwoRegionHeap {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let address = ptr as usize;
         let mut regions = self.regions.lock();
-        if let Some(region) =
-            regions.iter_mut().flatten().find(|r| (r.start..r.end).contains(&address))
+        if let Some(region) = regions
+            .iter_mut()
+            .flatten()
+            .find(|r| (r.start..r.end).contains(&address))
         {
             if let Some(block) = NonNull::new(ptr) {
                 // SAFETY: the block was allocated from this region with this layout.
@@ -148,7 +160,10 @@ mod tests {
         // SAFETY: allocated above with this layout.
         unsafe { heap.dealloc(block, layout) };
         let stats = heap.stats();
-        assert_eq!((stats.used, stats.allocations, stats.deallocations), (0, 1, 1));
+        assert_eq!(
+            (stats.used, stats.allocations, stats.deallocations),
+            (0, 1, 1)
+        );
         // Too big for either region: a null pointer and a counted failure, not a panic.
         let huge = Layout::from_size_align(1 << 30, 8).unwrap();
         // SAFETY: the layout is non-zero.

@@ -136,7 +136,12 @@ fn linker_address(symbol: &u8) -> PhysAddr {
 /// The Rust entry, called by boot/entry.S on the boot CPU with the stack, TOC and MSR set.
 #[no_mangle]
 extern "C" fn tcefw_boot(fdt: u64, low_block: u64, opal_base: u64, opal_entry: u64) -> ! {
-    let handover = Handover { fdt, low_block, opal_base, opal_entry };
+    let handover = Handover {
+        fdt,
+        low_block,
+        opal_base,
+        opal_entry,
+    };
     // SAFETY: the early arena is a static used by nothing else.
     unsafe { HEAP.add_region(EARLY_ARENA.0.get() as usize, EARLY_HEAP_BYTES) };
     percpu::init_this_cpu(0, cpu::pir());
@@ -163,18 +168,28 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
         // SAFETY: r3 points at the device tree; its header is at least 8 bytes.
         unsafe { phys::read_bytes(handover.fdt, &mut header) };
         if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
-            return Err(format!("no device tree at r3 = {:#x} (bad magic)", handover.fdt));
+            return Err(format!(
+                "no device tree at r3 = {:#x} (bad magic)",
+                handover.fdt
+            ));
         }
         u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize
     };
     if fdt_size > 16 << 20 {
-        return Err(format!("device tree at {:#x} claims {fdt_size} bytes", handover.fdt));
+        return Err(format!(
+            "device tree at {:#x} claims {fdt_size} bytes",
+            handover.fdt
+        ));
     }
     // SAFETY: the tree lies in RAM that nothing writes while we run; we exclude it from
     // every allocator below.
     let blob = unsafe { phys::bytes(handover.fdt, fdt_size) };
     let machine = Machine::parse(blob).map_err(|e| format!("device tree: {e}"))?;
-    let mode = if machine.is_opal_payload() { BootMode::Payload } else { BootMode::Bare };
+    let mode = if machine.is_opal_payload() {
+        BootMode::Payload
+    } else {
+        BootMode::Bare
+    };
     if (mode == BootMode::Payload) != (handover.low_block != 0) {
         return Err(format!(
             "device tree says {} mode but the image ran from {:#x}",
@@ -217,7 +232,11 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
     // SAFETY: linker symbols; only their addresses are used.
     let (head_start, image_end) =
         unsafe { (linker_address(&__head_start), linker_address(&__image_end)) };
-    let image_low = if mode == BootMode::Payload { PAYLOAD_LOAD_BASE } else { head_start };
+    let image_low = if mode == BootMode::Payload {
+        PAYLOAD_LOAD_BASE
+    } else {
+        head_start
+    };
     let exclude = [
         (0, LOW_RESERVED),
         (image_low, image_end),
@@ -241,7 +260,13 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
         // SAFETY: each range is free RAM that nothing else uses.
         unsafe { FRAMES.add_range(start, end) };
     }
-    Ok(PLATFORM.call_once(|| Platform { mode, machine, free_ranges: free, opal, lpc }))
+    Ok(PLATFORM.call_once(|| Platform {
+        mode,
+        machine,
+        free_ranges: free,
+        opal,
+        lpc,
+    }))
 }
 
 /// Under skiboot the vectors at 0 are skiboot's: put ours there, as Linux does.
@@ -265,7 +290,9 @@ impl Platform {
         if let Some((xscom, eccb_pcb)) = &self.lpc {
             // QEMU runs with `-device ib700 -action watchdog=poweroff`: arming it with the
             // zero timeout powers the machine off.
-            if let Err(e) = LpcBus::new(xscom, *eccb_pcb).io_write(IB700_ARM_PORT, IB700_TIMEOUT_NOW, 1) {
+            if let Err(e) =
+                LpcBus::new(xscom, *eccb_pcb).io_write(IB700_ARM_PORT, IB700_TIMEOUT_NOW, 1)
+            {
                 crate::println!("tcefw: cannot arm the ib700 watchdog: {e}");
             }
         }

@@ -81,7 +81,10 @@ pub fn vector_name(vector: u64) -> &'static str {
 
 /// Whether the vector saves state in HSRR0/1 and returns with `hrfid` (ISA 2.07 6.5).
 pub fn uses_hsrr(vector: u64) -> bool {
-    matches!(vector, 0x980 | 0xe00 | 0xe20 | 0xe40 | 0xe60 | 0xe80 | 0xf80)
+    matches!(
+        vector,
+        0x980 | 0xe00 | 0xe20 | 0xe40 | 0xe60 | 0xe80 | 0xf80
+    )
 }
 
 impl TrapFrame {
@@ -130,15 +133,36 @@ pub fn write_report(
     fatal: bool,
 ) -> fmt::Result {
     writeln!(out, "***********************************************")?;
-    let kind = if fatal { "Fatal exception" } else { "Expected exception" };
-    writeln!(out, "{kind} {:#x}: {}", frame.vector, vector_name(frame.vector))?;
+    let kind = if fatal {
+        "Fatal exception"
+    } else {
+        "Expected exception"
+    };
+    writeln!(
+        out,
+        "{kind} {:#x}: {}",
+        frame.vector,
+        vector_name(frame.vector)
+    )?;
     writeln!(out, " at {}", Symbolized(frame.fault_address(), symbols))?;
     writeln!(out, " LR  {}", Symbolized(frame.lr, symbols))?;
     writeln!(out, " SRR0 {:#018x}  SRR1 {:#018x}", frame.srr0, frame.srr1)?;
-    writeln!(out, " HSRR0 {:#018x}  HSRR1 {:#018x}", frame.hsrr0, frame.hsrr1)?;
+    writeln!(
+        out,
+        " HSRR0 {:#018x}  HSRR1 {:#018x}",
+        frame.hsrr0, frame.hsrr1
+    )?;
     writeln!(out, " DAR {:#018x}  DSISR {:#010x}", frame.dar, frame.dsisr)?;
-    writeln!(out, " HDAR {:#018x}  HDSISR {:#010x}", frame.hdar, frame.hdsisr)?;
-    writeln!(out, " CTR {:#018x}  CR {:#010x}  XER {:#018x}", frame.ctr, frame.cr, frame.xer)?;
+    writeln!(
+        out,
+        " HDAR {:#018x}  HDSISR {:#010x}",
+        frame.hdar, frame.hdsisr
+    )?;
+    writeln!(
+        out,
+        " CTR {:#018x}  CR {:#010x}  XER {:#018x}",
+        frame.ctr, frame.cr, frame.xer
+    )?;
     for row in 0..8 {
         let r = row * 4;
         writeln!(
@@ -167,7 +191,9 @@ impl<'a> TextSymbols<'a> {
     /// Wraps a table (possibly empty or padded with NULs).
     pub fn new(table: &'a [u8]) -> Self {
         let end = table.iter().position(|&b| b == 0).unwrap_or(table.len());
-        Self { table: &table[..end] }
+        Self {
+            table: &table[..end],
+        }
     }
 
     fn entries(&self) -> impl Iterator<Item = (u64, &'a str)> + '_ {
@@ -207,7 +233,11 @@ mod tests {
 
     #[test]
     fn report_names_vector_and_symbol() {
-        let mut frame = TrapFrame { vector: 0x700, srr0: 0x20012404, ..Default::default() };
+        let mut frame = TrapFrame {
+            vector: 0x700,
+            srr0: 0x20012404,
+            ..Default::default()
+        };
         frame.gpr[3] = 0xdead;
         let table = b"20012400 tcefw_boot\n";
         let mut out = String::new();
@@ -219,12 +249,21 @@ mod tests {
 
     #[test]
     fn hypervisor_vectors_use_hsrr() {
-        let mut frame = TrapFrame { vector: 0xe40, hsrr0: 0x100, srr0: 0x200, ..Default::default() };
+        let mut frame = TrapFrame {
+            vector: 0xe40,
+            hsrr0: 0x100,
+            srr0: 0x200,
+            ..Default::default()
+        };
         assert_eq!(frame.fault_address(), 0x100);
         frame.skip_instruction();
         assert_eq!(frame.hsrr0, 0x104);
         assert!(!uses_hsrr(0xc00));
-        assert_eq!(core::mem::size_of::<TrapFrame>(), 400, "must match TF_SIZE in boot/defs.S");
+        assert_eq!(
+            core::mem::size_of::<TrapFrame>(),
+            400,
+            "must match TF_SIZE in boot/defs.S"
+        );
         assert_eq!(core::mem::offset_of!(TrapFrame, vector), 384);
         assert_eq!(core::mem::offset_of!(TrapFrame, srr0), 320);
     }

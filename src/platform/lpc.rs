@@ -132,8 +132,10 @@ impl<'a> LpcBus<'a> {
     pub fn io_write(&self, port: u16, value: u32, size: u8) -> Result<(), LpcError> {
         Self::check_size(size)?;
         let addr = LPC_IO_OPB_ADDR + u32::from(port);
-        self.xscom.write(self.eccb_pcb + ECCB_DATA, eccb_write_data(value, size))?;
-        self.xscom.write(self.eccb_pcb + ECCB_CTL, eccb_command(addr, size, false))?;
+        self.xscom
+            .write(self.eccb_pcb + ECCB_DATA, eccb_write_data(value, size))?;
+        self.xscom
+            .write(self.eccb_pcb + ECCB_CTL, eccb_command(addr, size, false))?;
         self.wait_done().map(|_| ())
     }
 
@@ -141,7 +143,8 @@ impl<'a> LpcBus<'a> {
     pub fn io_read(&self, port: u16, size: u8) -> Result<u32, LpcError> {
         Self::check_size(size)?;
         let addr = LPC_IO_OPB_ADDR + u32::from(port);
-        self.xscom.write(self.eccb_pcb + ECCB_CTL, eccb_command(addr, size, true))?;
+        self.xscom
+            .write(self.eccb_pcb + ECCB_CTL, eccb_command(addr, size, true))?;
         self.wait_done().map(|status| eccb_read_data(status, size))
     }
 }
@@ -237,7 +240,11 @@ mod tests {
                 ECCB_CTL => {
                     let lsr_thre = 0x20u64 << 24;
                     *self.status.borrow_mut() = ECCB_STAT_OP_DONE
-                        | if value & ECCB_CTL_READ != 0 { lsr_thre << 26 } else { 0 };
+                        | if value & ECCB_CTL_READ != 0 {
+                            lsr_thre << 26
+                        } else {
+                            0
+                        };
                 }
                 _ => {}
             }
@@ -271,7 +278,10 @@ mod tests {
             fail_at: Some(0),
         };
         let bus = LpcBus::new(&fake, 0xb0020);
-        assert!(matches!(bus.io_write(0x443, 0xf, 1), Err(LpcError::Xscom(_))));
+        assert!(matches!(
+            bus.io_write(0x443, 0xf, 1),
+            Err(LpcError::Xscom(_))
+        ));
         assert_eq!(bus.io_write(0x443, 0xf, 3), Err(LpcError::BadSize(3)));
     }
 }

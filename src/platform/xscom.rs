@@ -29,7 +29,10 @@ impl core::fmt::Display for XscomError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             XscomError::Failed { pcb, status } => {
-                write!(f, "XSCOM access to pcb {pcb:#x} failed (HMER status {status})")
+                write!(
+                    f,
+                    "XSCOM access to pcb {pcb:#x} failed (HMER status {status})"
+                )
             }
             XscomError::Timeout { pcb } => write!(f, "XSCOM access to pcb {pcb:#x} timed out"),
             XscomError::BadAddress { pcb } => write!(f, "pcb address {pcb:#x} is out of range"),
@@ -85,7 +88,10 @@ mod tests {
         assert_eq!(mmio_offset(0xb0023), Ok(0xb00218));
         // PBCQ nest base 0x2012000 + 0x45 (BAR_EN): 0x20120450 & ~0xff | (5 << 3).
         assert_eq!(mmio_offset(0x2012045), Ok(0x20120428));
-        assert_eq!(mmio_offset(0x1_0000_0000), Err(XscomError::BadAddress { pcb: 0x1_0000_0000 }));
+        assert_eq!(
+            mmio_offset(0x1_0000_0000),
+            Err(XscomError::BadAddress { pcb: 0x1_0000_0000 })
+        );
     }
 
     #[test]
@@ -93,6 +99,9 @@ mod tests {
         assert_eq!(check_hmer(HMER_XSCOM_DONE, 1), Ok(()));
         assert_eq!(check_hmer(0, 1), Err(XscomError::Timeout { pcb: 1 }));
         let fail = HMER_XSCOM_DONE | HMER_XSCOM_FAIL | (5 << HMER_XSCOM_STATUS_SHIFT);
-        assert_eq!(check_hmer(fail, 7), Err(XscomError::Failed { pcb: 7, status: 5 }));
+        assert_eq!(
+            check_hmer(fail, 7),
+            Err(XscomError::Failed { pcb: 7, status: 5 })
+        );
     }
 }

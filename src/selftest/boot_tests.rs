@@ -14,10 +14,22 @@ use core::sync::atomic::Ordering;
 
 /// The boot tests, in order.
 pub const TESTS: &[Test] = &[
-    Test { name: "program_check_is_reported", run: program_check_is_reported },
-    Test { name: "heap_alloc_and_free", run: heap_alloc_and_free },
-    Test { name: "frame_allocator_alignment", run: frame_allocator_alignment },
-    Test { name: "hypercall_without_handler_is_h_function", run: hypercall_without_handler },
+    Test {
+        name: "program_check_is_reported",
+        run: program_check_is_reported,
+    },
+    Test {
+        name: "heap_alloc_and_free",
+        run: heap_alloc_and_free,
+    },
+    Test {
+        name: "frame_allocator_alignment",
+        run: frame_allocator_alignment,
+    },
+    Test {
+        name: "hypercall_without_handler_is_h_function",
+        run: hypercall_without_handler,
+    },
 ];
 
 fn program_check_is_reported(_: &Platform) -> Result<(), String> {
@@ -27,14 +39,18 @@ fn program_check_is_reported(_: &Platform) -> Result<(), String> {
     cpu::trigger_program_check();
     let caught = cpu_area.caught_vector.load(Ordering::Acquire);
     if caught != 0x700 {
-        return Err(format!("no program interrupt recorded (caught {caught:#x})"));
+        return Err(format!(
+            "no program interrupt recorded (caught {caught:#x})"
+        ));
     }
     let address = cpu_area.caught_address.load(Ordering::Relaxed);
     let symbols = crate::platform::boot::symbols();
     use crate::platform::fault::SymbolLookup;
     match symbols.lookup(address) {
         Some((name, _)) if name.contains("trigger_program_check") => Ok(()),
-        Some((name, offset)) => Err(format!("fault at {address:#x} resolved to {name}+{offset:#x}")),
+        Some((name, offset)) => Err(format!(
+            "fault at {address:#x} resolved to {name}+{offset:#x}"
+        )),
         None => Err(format!("fault at {address:#x} has no symbol")),
     }
 }
@@ -50,7 +66,10 @@ fn heap_alloc_and_free(_: &Platform) -> Result<(), String> {
     drop(numbers);
     let after = HEAP.stats();
     if after.used != before.used {
-        return Err(format!("heap used {} before, {} after", before.used, after.used));
+        return Err(format!(
+            "heap used {} before, {} after",
+            before.used, after.used
+        ));
     }
     if after.allocations <= before.allocations {
         return Err(String::from("allocation was not counted"));
@@ -62,7 +81,9 @@ fn frame_allocator_alignment(_: &Platform) -> Result<(), String> {
     let before = FRAMES.stats();
     let mut blocks = Vec::new();
     for size in [4096usize, 65536, 128 << 10, 2 << 20] {
-        let pa = FRAMES.alloc(size).ok_or_else(|| format!("no {size}-byte block"))?;
+        let pa = FRAMES
+            .alloc(size)
+            .ok_or_else(|| format!("no {size}-byte block"))?;
         if pa % size as u64 != 0 {
             return Err(format!("{size}-byte block at {pa:#x} is misaligned"));
         }
@@ -73,7 +94,10 @@ fn frame_allocator_alignment(_: &Platform) -> Result<(), String> {
     }
     let after = FRAMES.stats();
     if after.used_bytes != before.used_bytes {
-        return Err(format!("{} bytes leaked", after.used_bytes - before.used_bytes));
+        return Err(format!(
+            "{} bytes leaked",
+            after.used_bytes - before.used_bytes
+        ));
     }
     Ok(())
 }

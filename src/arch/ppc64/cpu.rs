@@ -114,8 +114,9 @@ pub fn trigger_program_check() {
 
 /// Issues `sc 1` with `opcode` in r3 and `args` in r4..r11; returns r3..r11.
 pub fn hypercall(opcode: u64, args: &[u64; 8]) -> [u64; 9] {
-    let (mut r3, mut r4, mut r5, mut r6, mut r7, mut r8, mut r9, mut r10, mut r11) =
-        (opcode, args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
+    let (mut r3, mut r4, mut r5, mut r6, mut r7, mut r8, mut r9, mut r10, mut r11) = (
+        opcode, args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
+    );
     // SAFETY: `sc 1` enters our own hypercall vector. Like a call, it may change every
     // register the ELFv2 ABI calls volatile (declared by clobber_abi), and it preserves the
     // rest; r3..r11 carry the opcode, arguments and results.
@@ -168,6 +169,8 @@ pub unsafe fn copy_to_real(dst: u64, src: &[u8]) {
         let value = u64::from_ne_bytes(word);
         let address = dst + 8 * index as u64;
         // SAFETY: the destination is ours to write (the function's contract).
-        unsafe { asm!("std {0}, 0({1})", in(reg) value, in(reg_nonzero) address, options(nostack)) };
+        unsafe {
+            asm!("std {0}, 0({1})", in(reg) value, in(reg_nonzero) address, options(nostack))
+        };
     }
 }

@@ -42,9 +42,15 @@ pub unsafe fn read_lane(addr: u64, width: Width) -> u32 {
     // value is the lane's little-endian value.
     unsafe {
         match width {
-            Width::U8 => asm!("sync", "lbzcix {0}, 0, {1}", out(reg) value, in(reg) addr, options(nostack)),
-            Width::U16 => asm!("sync", "lhzcix {0}, 0, {1}", out(reg) value, in(reg) addr, options(nostack)),
-            Width::U32 => asm!("sync", "lwzcix {0}, 0, {1}", out(reg) value, in(reg) addr, options(nostack)),
+            Width::U8 => {
+                asm!("sync", "lbzcix {0}, 0, {1}", out(reg) value, in(reg) addr, options(nostack))
+            }
+            Width::U16 => {
+                asm!("sync", "lhzcix {0}, 0, {1}", out(reg) value, in(reg) addr, options(nostack))
+            }
+            Width::U32 => {
+                asm!("sync", "lwzcix {0}, 0, {1}", out(reg) value, in(reg) addr, options(nostack))
+            }
         }
     }
     value as u32
@@ -59,9 +65,15 @@ pub unsafe fn write_lane(addr: u64, width: Width, value: u32) {
     // SAFETY: the caller guarantees the location (see the function's contract).
     unsafe {
         match width {
-            Width::U8 => asm!("sync", "stbcix {0}, 0, {1}", in(reg) value, in(reg) addr, options(nostack)),
-            Width::U16 => asm!("sync", "sthcix {0}, 0, {1}", in(reg) value, in(reg) addr, options(nostack)),
-            Width::U32 => asm!("sync", "stwcix {0}, 0, {1}", in(reg) value, in(reg) addr, options(nostack)),
+            Width::U8 => {
+                asm!("sync", "stbcix {0}, 0, {1}", in(reg) value, in(reg) addr, options(nostack))
+            }
+            Width::U16 => {
+                asm!("sync", "sthcix {0}, 0, {1}", in(reg) value, in(reg) addr, options(nostack))
+            }
+            Width::U32 => {
+                asm!("sync", "stwcix {0}, 0, {1}", in(reg) value, in(reg) addr, options(nostack))
+            }
         }
     }
 }
@@ -88,7 +100,10 @@ impl MmioRegs {
     }
 
     fn in_range(&self, offset: u64, bytes: u64) -> bool {
-        offset.checked_add(bytes).is_some_and(|end| end <= self.size) && offset % bytes == 0
+        offset
+            .checked_add(bytes)
+            .is_some_and(|end| end <= self.size)
+            && offset % bytes == 0
     }
 }
 

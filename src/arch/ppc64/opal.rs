@@ -7,8 +7,7 @@ use crate::console::Sink;
 use crate::mm::phys::addr_of;
 
 extern "C" {
-    fn opal_call_raw(a0: u64, a1: u64, a2: u64, a3: u64, token: u64, base: u64, entry: u64)
-        -> i64;
+    fn opal_call_raw(a0: u64, a1: u64, a2: u64, a3: u64, token: u64, base: u64, entry: u64) -> i64;
 }
 
 /// OPAL call tokens we use.
@@ -56,7 +55,11 @@ impl Opal {
     pub fn call(&self, token: u64, args: [u64; 4]) -> i64 {
         // SAFETY: OPAL's calling convention is implemented by opal_call_raw; the arguments
         // are plain values or physical addresses of live buffers chosen by our callers.
-        unsafe { opal_call_raw(args[0], args[1], args[2], args[3], token, self.base, self.entry) }
+        unsafe {
+            opal_call_raw(
+                args[0], args[1], args[2], args[3], token, self.base, self.entry,
+            )
+        }
     }
 
     /// Asks OPAL to take hypervisor interrupts little-endian on every CPU.

@@ -76,9 +76,11 @@ pub fn init_this_cpu(index: usize, pir: u32) -> Option<&'static PerCpu> {
     // SAFETY: reads r2 (the TOC pointer) only.
     unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
     let base = stack.0.get() as u64;
-    area.handler.store(exception_entry as *const () as u64, Ordering::Relaxed);
+    area.handler
+        .store(exception_entry as *const () as u64, Ordering::Relaxed);
     area.exception_stack_base.store(base, Ordering::Relaxed);
-    area.exception_stack_top.store(base + EXCEPTION_STACK_BYTES as u64, Ordering::Relaxed);
+    area.exception_stack_top
+        .store(base + EXCEPTION_STACK_BYTES as u64, Ordering::Relaxed);
     area.toc.store(toc, Ordering::Relaxed);
     area.pir.store(u64::from(pir), Ordering::Relaxed);
     // SAFETY: HSPRG0 is ours (the vector code reads it); the area lives forever.

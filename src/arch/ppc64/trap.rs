@@ -46,7 +46,8 @@ extern "C" fn tcefw_exception(frame: &mut TrapFrame) -> u64 {
     let cpu = this_cpu();
     if cpu.expected_vector.load(Ordering::Acquire) == frame.vector {
         cpu.expected_vector.store(0, Ordering::Relaxed);
-        cpu.caught_address.store(frame.fault_address(), Ordering::Relaxed);
+        cpu.caught_address
+            .store(frame.fault_address(), Ordering::Relaxed);
         cpu.caught_vector.store(frame.vector, Ordering::Release);
         print_report(frame, false);
         frame.skip_instruction();
@@ -64,5 +65,10 @@ fn print_report(frame: &TrapFrame, fatal: bool) {
             Ok(())
         }
     }
-    let _ = write_report(&mut EmergencyConsole, frame, &crate::platform::boot::symbols(), fatal);
+    let _ = write_report(
+        &mut EmergencyConsole,
+        frame,
+        &crate::platform::boot::symbols(),
+        fatal,
+    );
 }
