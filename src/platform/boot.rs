@@ -216,9 +216,9 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
             cpu::set_hile();
             let (xscom_base, eccb_pcb, port) = machine
                 .console_uart()
-                .ok_or_else(|| format!("device tree has no LPC UART"))?;
-            // SAFETY: the XSCOM base comes from the chip's xscom node.
+                .ok_or_else(|| alloc::string::String::from("device tree has no LPC UART"))?;
             let uart = UART.call_once(|| UartConsole {
+                // SAFETY: the XSCOM base comes from the chip's xscom node.
                 xscom: unsafe { ChipXscom::new(xscom_base) },
                 eccb_pcb,
                 port,
@@ -249,7 +249,7 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
         .enumerate()
         .max_by_key(|(_, (start, end))| end - start)
         .map(|(i, _)| i)
-        .ok_or_else(|| format!("no free RAM"))?;
+        .ok_or_else(|| alloc::string::String::from("no free RAM"))?;
     let (start, end) = free[largest];
     let heap_bytes = MAIN_HEAP_BYTES.min((end - start) / 2) & !0xfff;
     let heap_start = (end - heap_bytes) & !0xfff;

@@ -103,7 +103,7 @@ impl MmioRegs {
         offset
             .checked_add(bytes)
             .is_some_and(|end| end <= self.size)
-            && offset % bytes == 0
+            && offset.is_multiple_of(bytes)
     }
 }
 

@@ -44,24 +44,27 @@ struct ExceptionStack(UnsafeCell<[u8; EXCEPTION_STACK_BYTES]>);
 // SAFETY: each stack is used only by the CPU whose area names it.
 unsafe impl Sync for ExceptionStack {}
 
-const NEW_AREA: PerCpu = PerCpu {
-    scratch_r11: UnsafeCell::new(0),
-    scratch_r12: UnsafeCell::new(0),
-    scratch_ctr: UnsafeCell::new(0),
-    handler: AtomicU64::new(0),
-    exception_stack_top: AtomicU64::new(0),
-    exception_stack_base: AtomicU64::new(0),
-    toc: AtomicU64::new(0),
-    pir: AtomicU64::new(0),
-    expected_vector: AtomicU64::new(0),
-    caught_vector: AtomicU64::new(0),
-    caught_address: AtomicU64::new(0),
-};
-#[allow(clippy::declare_interior_mutable_const)]
-const NEW_STACK: ExceptionStack = ExceptionStack(UnsafeCell::new([0; EXCEPTION_STACK_BYTES]));
+impl PerCpu {
+    const fn new() -> Self {
+        Self {
+            scratch_r11: UnsafeCell::new(0),
+            scratch_r12: UnsafeCell::new(0),
+            scratch_ctr: UnsafeCell::new(0),
+            handler: AtomicU64::new(0),
+            exception_stack_top: AtomicU64::new(0),
+            exception_stack_base: AtomicU64::new(0),
+            toc: AtomicU64::new(0),
+            pir: AtomicU64::new(0),
+            expected_vector: AtomicU64::new(0),
+            caught_vector: AtomicU64::new(0),
+            caught_address: AtomicU64::new(0),
+        }
+    }
+}
 
-static AREAS: [PerCpu; MAX_CPUS] = [NEW_AREA; MAX_CPUS];
-static STACKS: [ExceptionStack; MAX_CPUS] = [NEW_STACK; MAX_CPUS];
+static AREAS: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+static STACKS: [ExceptionStack; MAX_CPUS] =
+    [const { ExceptionStack(UnsafeCell::new([0; EXCEPTION_STACK_BYTES])) }; MAX_CPUS];
 
 extern "C" {
     fn exception_entry();
