@@ -24,6 +24,10 @@
 	.set MSR_FP_ME_RI_LO, 0x3002
 	.set MSR_VEC_VSX_HI, 0x0280
 
+	/* Secondary stacks (must match linker.ld and percpu::MAX_CPUS - 1). */
+	.set SECONDARY_STACKS, 31
+	.set SECONDARY_STACK_SHIFT, 16		/* 64 KiB each */
+
 	/* PerCpu layout. */
 	.set PC_R11, 0
 	.set PC_R12, 8

@@ -42,8 +42,47 @@ boot_rust:
 	bctrl
 3:	b	3b
 
-/* Secondary threads released from the park loop come here with %r3 = PIR and %r4 = their
- * stack top (set by the releasing CPU in their mailbox). Kept for the SMP issue. */
+/* Secondary threads released from the park loop come here with r3 = PIR. Each takes the
+ * next CPU index atomically, and with it its own stack; a thread beyond the last stack stays
+ * parked here for good. */
+	.globl secondary_linked
+secondary_linked:
+	LOAD_ADDR %r4, secondary_next_index
+1:	lwarx	%r5, 0, %r4
+	addi	%r6, %r5, 1
+	stwcx.	%r6, 0, %r4
+	bne-	1b
+	isync
+	cmplwi	%r5, SECONDARY_STACKS
+	bge	9f
+	/* CPU index = slot + 1 (0 is the boot CPU); stack top = base + index * size. */
+	addi	%r4, %r5, 1
+	LOAD_ADDR %r1, __secondary_stacks
+	sldi	%r6, %r4, SECONDARY_STACK_SHIFT
+	add	%r1, %r1, %r6
+	li	%r0, 0
+	stdu	%r0, -64(%r1)
+	LOAD_ADDR %r2, .TOC.
+	mfmsr	%r11
+	ori	%r11, %r11, MSR_FP_ME_RI_LO
+	oris	%r11, %r11, MSR_VEC_VSX_HI
+	LOAD_ADDR %r12, secondary_rust
+	mtspr	SPRN_SRR0, %r12
+	mtspr	SPRN_SRR1, %r11
+	rfid
+secondary_rust:
+	LOAD_ADDR %r12, tcefw_secondary
+	mtctr	%r12
+	bctrl
+9:	or	1,1,1
+	b	9b
+
+	.section .data
+	.balign 8
+secondary_next_index:
+	.long	0
+	.long	0
+	.section .text.boot, "ax"
 
 /*
  * Common exception entry. On arrival: %r12 = vector, %r13 = per-CPU area,

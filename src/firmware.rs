@@ -31,6 +31,14 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
         frames.managed_bytes >> 20,
         platform.free_ranges.len()
     );
+    let online = platform.start_secondaries();
+    crate::log!(
+        Notice,
+        "SMP",
+        "{} CPU(s) online ({} secondary thread(s) released)",
+        online + 1,
+        online
+    );
     if cfg!(feature = "fault-demo") {
         crate::log!(
             Notice,

@@ -12,7 +12,7 @@
 use super::devtree::Machine;
 use super::fault::TextSymbols;
 use super::lpc::{LpcBus, LpcUart, IB700_ARM_PORT, IB700_TIMEOUT_NOW};
-use crate::arch::ppc64::{cpu, opal::Opal, opal::OpalConsole, percpu, xscom::ChipXscom};
+use crate::arch::ppc64::{cpu, opal::Opal, opal::OpalConsole, percpu, smp, xscom::ChipXscom};
 use crate::console::{self, Sink};
 use crate::mm::{frame::BuddyAllocator, heap::TwoRegionHeap, phys, PhysAddr};
 use alloc::vec::Vec;
@@ -281,6 +281,28 @@ fn install_vectors_at_zero() {
 }
 
 impl Platform {
+    /// Releases every other hardware thread the device tree lists, each with its own stack
+    /// and per-CPU area, and returns how many came online.
+    pub fn start_secondaries(&self) -> usize {
+        let me = cpu::pir();
+        let others: Vec<u32> = self
+            .machine
+            .cpus
+            .iter()
+            .filter(|c| c.available)
+            .flat_map(|c| {
+                if c.threads.is_empty() {
+                    alloc::vec![c.pir]
+                } else {
+                    c.threads.clone()
+                }
+            })
+            .filter(|&pir| pir != me)
+            .collect();
+        let one_second = self.machine.timebase_hz().unwrap_or(512_000_000);
+        smp::release_secondaries(self.opal.as_ref(), &others, others.len(), one_second)
+    }
+
     /// Ends the run: prints the verdict line qemu-run.sh looks for and powers off.
     pub fn end_run(&self, passed: bool) -> ! {
         crate::println!("tcefw: run ended: {}", if passed { "PASS" } else { "FAIL" });

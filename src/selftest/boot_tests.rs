@@ -30,6 +30,10 @@ pub const TESTS: &[Test] = &[
         name: "hypercall_without_handler_is_h_function",
         run: hypercall_without_handler,
     },
+    Test {
+        name: "every_thread_runs_work",
+        run: every_thread_runs_work,
+    },
 ];
 
 fn program_check_is_reported(_: &Platform) -> Result<(), String> {
@@ -106,6 +110,49 @@ fn hypercall_without_handler(_: &Platform) -> Result<(), String> {
     let out = cpu::hypercall(0xF000, &[1, 2, 3, 4, 5, 6, 7, 8]);
     if out[0] as i64 != -2 {
         return Err(format!("r3 = {:#x}, expected H_FUNCTION", out[0]));
+    }
+    Ok(())
+}
+
+static WORK_SEEN: [core::sync::atomic::AtomicU64; crate::arch::ppc64::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::ppc64::percpu::MAX_CPUS];
+
+fn note_work(cpu_index: usize, arg: u64) {
+    if let Some(slot) = WORK_SEEN.get(cpu_index) {
+        slot.fetch_add(arg, Ordering::Relaxed);
+    }
+}
+
+fn every_thread_runs_work(platform: &Platform) -> Result<(), String> {
+    let listed: usize = platform
+        .machine
+        .cpus
+        .iter()
+        .filter(|c| c.available)
+        .map(|c| c.threads.len().max(1))
+        .sum();
+    let online = crate::arch::ppc64::smp::online_secondaries();
+    if online + 1 != listed {
+        return Err(format!(
+            "{listed} threads in the device tree, {} online",
+            online + 1
+        ));
+    }
+    crate::arch::ppc64::smp::run_on_all(note_work, 7);
+    for (index, slot) in WORK_SEEN.iter().enumerate().take(online + 1) {
+        let seen = slot.load(Ordering::Relaxed);
+        if seen != 7 {
+            return Err(format!("CPU {index} saw {seen}, expected 7"));
+        }
+    }
+    let distinct_pirs: Vec<u64> = (0..=online)
+        .filter_map(|i| percpu::area(i).map(|a| a.pir.load(Ordering::Relaxed)))
+        .collect();
+    let mut sorted = distinct_pirs.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != online + 1 {
+        return Err(format!("per-CPU areas share PIRs: {distinct_pirs:x?}"));
     }
     Ok(())
 }

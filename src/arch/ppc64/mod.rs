@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod mmio;
 pub mod opal;
 pub mod percpu;
+pub mod smp;
 pub mod trap;
 pub mod xscom;
 

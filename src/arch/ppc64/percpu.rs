@@ -33,6 +33,12 @@ pub struct PerCpu {
     pub caught_vector: AtomicU64,
     /// Where the last expected fault happened.
     pub caught_address: AtomicU64,
+    /// Work posted to this CPU: a `smp::WorkFn` as an address (0: none).
+    pub work_fn: AtomicU64,
+    /// The argument for `work_fn`.
+    pub work_arg: AtomicU64,
+    /// How many pieces of work this CPU has finished.
+    pub work_done: AtomicU64,
 }
 
 // SAFETY: the scratch cells are written only by this CPU's own vector code with interrupts
@@ -58,6 +64,9 @@ impl PerCpu {
             expected_vector: AtomicU64::new(0),
             caught_vector: AtomicU64::new(0),
             caught_address: AtomicU64::new(0),
+            work_fn: AtomicU64::new(0),
+            work_arg: AtomicU64::new(0),
+            work_done: AtomicU64::new(0),
         }
     }
 }
@@ -89,6 +98,11 @@ pub fn init_this_cpu(index: usize, pir: u32) -> Option<&'static PerCpu> {
     // SAFETY: HSPRG0 is ours (the vector code reads it); the area lives forever.
     unsafe { mtspr::<{ spr::HSPRG0 }>(area as *const PerCpu as u64) };
     Some(area)
+}
+
+/// The area of CPU `index`.
+pub fn area(index: usize) -> Option<&'static PerCpu> {
+    AREAS.get(index)
 }
 
 /// This CPU's area.
