@@ -37,4 +37,11 @@ pub trait RegIo: Sync {
     fn read_le(&self, offset: u64, width: Width) -> u32;
     /// Writes `width` bytes of little-endian data at `offset`.
     fn write_le(&self, offset: u64, width: Width, value: u32);
+    /// Waits at least `ns` nanoseconds between two register accesses, where the hardware
+    /// asks for a settle time (skiboot phb3_init_ioda2 Init_26: "At least 512ns delay" after
+    /// PHB3_CONFIG). The default waits for nothing, which suits fakes and models; the real
+    /// implementation should wait on the timebase.
+    fn delay_ns(&self, ns: u64) {
+        let _ = ns;
+    }
 }
