@@ -11,6 +11,9 @@
 #                         skiboot, never to -bios firmware)
 #   --expect-fault        build with a deliberate unexpected program check; the run must
 #                         end with a fatal exception report and a failed verdict
+#   --devices LAYOUT      test devices: "default" (edu on pcie.0, e1000e on pcie.1),
+#                         "moved" (edu on pcie.2, e1000e on pcie.0) or "none"; --test
+#                         uses "default" unless told otherwise
 #   --smp N               CPUs (threads) to give the machine
 #   --mem SIZE            RAM size (QEMU -m syntax, e.g. 2G)
 #   --gdb                 start QEMU halted with a gdb stub on :1234 (-s -S)
@@ -31,6 +34,7 @@ cd "$here"
 mode=bare
 test_mode=0
 expect_fault=0
+devices=""
 bootargs=""
 smp=""
 mem=""
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
         --test) test_mode=1; shift ;;
         --bootargs) bootargs=${2:-}; shift 2 ;;
         --expect-fault) expect_fault=1; shift ;;
+        --devices) devices=${2:-}; shift 2 ;;
         --smp) smp=${2:-}; shift 2 ;;
         --mem) mem=${2:-}; shift 2 ;;
         --gdb) gdb=1; shift ;;
@@ -64,7 +69,7 @@ while [ $# -gt 0 ]; do
         --no-install) install=0; shift ;;
         --setup-only) setup_only=1; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *)
             # cargo run passes the ELF path as a plain argument after our runner flags.
             if [ -z "$elf" ] && [ -f "$1" ]; then elf=$1; shift; else die "unknown option '$1' (see --help)"; fi ;;
@@ -166,6 +171,15 @@ if [ -n "$bootargs" ]; then
     [ "$mode" = payload ] || die "--bootargs needs --mode payload (QEMU gives -append only to -kernel)"
     args+=(-append "$bootargs")
 fi
+# edu needs a 64-bit DMA mask to reach DMA window 1 (bus address bit 59).
+edu="edu,addr=0,dma_mask=0xffffffffffffffff"
+[ -n "$devices" ] || { [ "$test_mode" = 1 ] && devices=default || devices=none; }
+case "$devices" in
+    default) args+=(-device "$edu,bus=pcie.0" -device e1000e,bus=pcie.1,addr=0) ;;
+    moved) args+=(-device "$edu,bus=pcie.2" -device e1000e,bus=pcie.0,addr=0) ;;
+    none) ;;
+    *) die "--devices must be default, moved or none" ;;
+esac
 [ -z "$smp" ] || args+=(-smp "$smp")
 [ -z "$mem" ] || args+=(-m "$mem")
 [ "$gdb" = 0 ] || args+=(-s -S)

@@ -74,6 +74,8 @@ if [ "$run_qemu" = 1 ]; then
     qemu_suite qemu-bare --mode bare
     qemu_suite qemu-payload --mode payload
 
+    qemu_suite qemu-bare-moved --mode bare --devices moved
+    qemu_suite qemu-payload-moved --mode payload --devices moved
     qemu_suite qemu-bare-smp4 --mode bare --smp 4
     banners=$(grep -c "^tcefw .* - POWER8" "$logs/qemu-bare-smp4.log" 2>/dev/null)
     if [ "$banners" = 1 ]; then note_pass "smp4_exactly_one_banner"; else

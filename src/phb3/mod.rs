@@ -17,6 +17,7 @@ pub mod ioda;
 pub mod pbcq;
 pub mod regio;
 pub mod regs;
+pub mod site;
 mod tables;
 
 pub use ioda::{read_tve, write_tve, M32Window, Phb3, Phb3Error, Phb3Table};

@@ -59,6 +59,9 @@ pub struct Platform {
     pub machine: Machine,
     /// Free RAM left for the frame allocator, after the heap took its part.
     pub free_ranges: Vec<(PhysAddr, PhysAddr)>,
+    /// RAM set aside for partitions (`[start, end)`): the only memory a TCE may point at.
+    /// Empty when the machine has too little RAM to spare it.
+    pub partition_pool: (PhysAddr, PhysAddr),
     opal: Option<Opal>,
     lpc: Option<(ChipXscom, u64)>,
 }
@@ -77,6 +80,8 @@ static SYMBOL_TABLE: [u8; SYMBOL_TABLE_BYTES] = [0; SYMBOL_TABLE_BYTES];
 
 const EARLY_HEAP_BYTES: usize = 2 << 20;
 const MAIN_HEAP_BYTES: u64 = 64 << 20;
+/// RAM kept apart for partitions, so that firmware memory and partition memory never mix.
+const PARTITION_POOL_BYTES: u64 = 64 << 20;
 /// The first 64 KiB hold the live low block (vectors, park loop) in both modes.
 const LOW_RESERVED: PhysAddr = 0x1_0000;
 /// skiboot loads the payload file from here; our segment starts 64 KiB in.
@@ -256,6 +261,18 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
     // SAFETY: the range is free RAM (device tree memory minus reserved, image and tree).
     unsafe { HEAP.add_region(heap_start as usize, heap_bytes as usize) };
     free[largest].1 = heap_start;
+    // The partition pool comes from the top of what is left of that range, 16 MiB aligned
+    // so that 16 MiB IOMMU pages can map it.
+    let partition_pool = {
+        let (start, end) = free[largest];
+        let pool_start = end.saturating_sub(PARTITION_POOL_BYTES) & !((16 << 20) - 1);
+        if pool_start > start && end - pool_start >= PARTITION_POOL_BYTES {
+            free[largest].1 = pool_start;
+            (pool_start, pool_start + PARTITION_POOL_BYTES)
+        } else {
+            (0, 0)
+        }
+    };
     for &(start, end) in &free {
         // SAFETY: each range is free RAM that nothing else uses.
         unsafe { FRAMES.add_range(start, end) };
@@ -264,6 +281,7 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
         mode,
         machine,
         free_ranges: free,
+        partition_pool,
         opal,
         lpc,
     }))

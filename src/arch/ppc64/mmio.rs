@@ -108,6 +108,15 @@ impl MmioRegs {
 }
 
 impl RegIo for MmioRegs {
+    fn delay_ns(&self, ns: u64) {
+        let hz = crate::console::timebase_hz();
+        let ticks = (u128::from(ns) * u128::from(hz)).div_ceil(1_000_000_000) as u64;
+        let start = super::cpu::timebase();
+        while super::cpu::timebase().wrapping_sub(start) < ticks {
+            super::cpu::relax();
+        }
+    }
+
     fn read64(&self, offset: u64) -> u64 {
         if !self.in_range(offset, 8) {
             return u64::MAX;
@@ -135,6 +144,62 @@ impl RegIo for MmioRegs {
         if self.in_range(offset, width.bytes()) {
             // SAFETY: the offset is inside the register block and aligned (checked above).
             unsafe { write_lane(self.base + offset, width, value) }
+        }
+    }
+}
+
+/// A device's memory BAR as the CPU sees it (PCI little-endian registers).
+pub struct MmioWindow {
+    base: u64,
+    size: u64,
+}
+
+impl MmioWindow {
+    /// The BAR mapped at CPU address `base`, `size` bytes.
+    ///
+    /// # Safety
+    /// The range must be a device's MMIO window that nothing maps as memory.
+    pub const unsafe fn new(base: u64, size: u64) -> Self {
+        Self { base, size }
+    }
+
+    fn fits(&self, offset: u64, bytes: u64) -> bool {
+        offset
+            .checked_add(bytes)
+            .is_some_and(|end| end <= self.size)
+            && offset.is_multiple_of(bytes)
+    }
+}
+
+impl crate::pci::mmio::Mmio for MmioWindow {
+    fn read32(&self, offset: u64) -> u32 {
+        if !self.fits(offset, 4) {
+            return u32::MAX;
+        }
+        // SAFETY: inside the BAR and aligned (checked above).
+        unsafe { read_lane(self.base + offset, Width::U32) }
+    }
+
+    fn write32(&self, offset: u64, value: u32) {
+        if self.fits(offset, 4) {
+            // SAFETY: inside the BAR and aligned (checked above).
+            unsafe { write_lane(self.base + offset, Width::U32, value) }
+        }
+    }
+
+    fn read64(&self, offset: u64) -> u64 {
+        if !self.fits(offset, 8) {
+            return u64::MAX;
+        }
+        // SAFETY: inside the BAR and aligned (checked above); the CPU is little-endian, as
+        // PCI is, so no swap.
+        unsafe { ld_ci(self.base + offset) }
+    }
+
+    fn write64(&self, offset: u64, value: u64) {
+        if self.fits(offset, 8) {
+            // SAFETY: inside the BAR and aligned (checked above).
+            unsafe { st_ci(self.base + offset, value) }
         }
     }
 }

@@ -39,7 +39,13 @@ pub struct PerCpu {
     pub work_arg: AtomicU64,
     /// How many pieces of work this CPU has finished.
     pub work_done: AtomicU64,
+    /// The partition whose hypercalls this CPU is making (`NO_PARTITION`: none). Test code
+    /// sets it before it plays a partition; a real guest's LPID will set it later.
+    pub caller_partition: AtomicU64,
 }
+
+/// `caller_partition` when the CPU runs no partition.
+pub const NO_PARTITION: u64 = u64::MAX;
 
 // SAFETY: the scratch cells are written only by this CPU's own vector code with interrupts
 // off; every other field is atomic.
@@ -67,6 +73,7 @@ impl PerCpu {
             work_fn: AtomicU64::new(0),
             work_arg: AtomicU64::new(0),
             work_done: AtomicU64::new(0),
+            caller_partition: AtomicU64::new(NO_PARTITION),
         }
     }
 }

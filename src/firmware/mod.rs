@@ -4,6 +4,9 @@
 //!
 //! Resources: skiboot core/init.c (main_cpu_entry: banner, then bring-up, then payload).
 
+pub mod hv;
+pub mod pci;
+
 use crate::platform::boot::{end_run_failed, Platform};
 
 /// The boot-arguments word that runs the in-image tests.
@@ -39,6 +42,10 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
         online + 1,
         online
     );
+    let hosts = pci::bring_up_all(platform);
+    if let Err(why) = hv::setup(platform, hosts) {
+        crate::log!(Error, "HV", "no hypervisor: {why}");
+    }
     if cfg!(feature = "fault-demo") {
         crate::log!(
             Notice,

@@ -1,0 +1,146 @@
+//! In-image tests of PHB3 bring-up and enumeration on the running machine, with QEMU's edu
+//! device and an e1000e wherever the run put them (nothing assumes pcie.0).
+//!
+//! Resources: QEMU hw/misc/edu.c (identification 0x010000ed, liveness = !x);
+//! skiboot hw/phb3.c (RTT: RID -> PE).
+
+use super::Test;
+use crate::firmware::pci::{hosts, PciHost};
+use crate::pci::edu::{Edu, EDU_DEVICE, EDU_IDENTIFICATION, EDU_VENDOR};
+use crate::pci::enumerate::PciFunction;
+use crate::phb3::site::sites;
+use crate::platform::boot::Platform;
+use alloc::format;
+use alloc::string::String;
+
+/// The PCI tests, in order.
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "every_phb_comes_up",
+        run: every_phb_comes_up,
+    },
+    Test {
+        name: "edu_found_with_bar0_and_answers",
+        run: edu_found_with_bar0_and_answers,
+    },
+    Test {
+        name: "e1000e_found_with_bars",
+        run: e1000e_found_with_bars,
+    },
+    Test {
+        name: "rtt_gives_devices_their_own_pes",
+        run: rtt_gives_devices_their_own_pes,
+    },
+];
+
+const E1000E_VENDOR: u16 = 0x8086;
+const E1000E_DEVICE: u16 = 0x10d3;
+
+/// The first function with this vendor and device on any PHB.
+pub fn find_device(vendor: u16, device: u16) -> Option<(&'static PciHost, &'static PciFunction)> {
+    hosts()
+        .iter()
+        .find_map(|host| host.topology.find(vendor, device).map(|f| (host, f)))
+}
+
+fn every_phb_comes_up(platform: &Platform) -> Result<(), String> {
+    let (described, _) = sites(&platform.machine);
+    let up = hosts().len();
+    if described.is_empty() || up != described.len() {
+        return Err(format!("{} PHBs described, {up} up", described.len()));
+    }
+    for host in hosts() {
+        let root = host
+            .topology
+            .functions
+            .iter()
+            .find(|f| f.bdf.rid() == 0)
+            .ok_or_else(|| format!("{}: no root port at 00:00.0", host.site.name()))?;
+        if (root.vendor, root.device) != (0x1014, 0x03dc) {
+            return Err(format!(
+                "{}: root port is {:04x}:{:04x}",
+                host.site.name(),
+                root.vendor,
+                root.device
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn edu_found_with_bar0_and_answers(_: &Platform) -> Result<(), String> {
+    let (host, edu) = find_device(EDU_VENDOR, EDU_DEVICE)
+        .ok_or_else(|| String::from("no edu device (run with -device edu,...)"))?;
+    if edu.bdf.rid() != 0x0100 {
+        return Err(format!(
+            "edu at {}, expected 01:00.0 behind the root port",
+            edu.bdf
+        ));
+    }
+    let bar0 = host
+        .bar_window(edu, 0)
+        .ok_or_else(|| String::from("edu BAR0 not assigned"))?;
+    let driver = Edu::new(&bar0).map_err(|e| format!("{e:?}"))?;
+    if driver.identification() != EDU_IDENTIFICATION {
+        return Err(format!("identification {:#010x}", driver.identification()));
+    }
+    for value in [0x1234_5678u32, 0, 0xffff_ffff, 0xa5a5_5a5a] {
+        driver.check_liveness(value).map_err(|e| format!("{e:?}"))?;
+    }
+    Ok(())
+}
+
+fn e1000e_found_with_bars(_: &Platform) -> Result<(), String> {
+    let (host, nic) = find_device(E1000E_VENDOR, E1000E_DEVICE)
+        .ok_or_else(|| String::from("no e1000e (run with -device e1000e,...)"))?;
+    let assigned = nic.bars.iter().filter(|bar| bar.address.is_some()).count();
+    let memory_bars = (0..6)
+        .filter_map(|i| nic.bar(i))
+        .filter(|bar| host.bar_window(nic, bar.index).is_some())
+        .count();
+    if assigned == 0 || memory_bars == 0 {
+        return Err(format!(
+            "e1000e on {} has {assigned} BARs assigned",
+            host.site.name()
+        ));
+    }
+    if !nic.enabled() {
+        return Err(String::from("e1000e decoding/bus mastering not enabled"));
+    }
+    Ok(())
+}
+
+fn rtt_gives_devices_their_own_pes(_: &Platform) -> Result<(), String> {
+    let mut seen = alloc::vec::Vec::new();
+    for host in hosts() {
+        let phb = host.phb.lock();
+        for function in &host.topology.functions {
+            let pe = function
+                .pe
+                .ok_or_else(|| format!("{} has no PE", function.bdf))?;
+            let in_rtt = phb.pe_of(function.bdf.rid());
+            if in_rtt != pe {
+                return Err(format!(
+                    "{}: RTT says PE {in_rtt}, enumeration PE {pe}",
+                    function.bdf
+                ));
+            }
+            if pe == crate::phb3::regs::PHB3_RESERVED_PE {
+                return Err(format!("{} got the reserved PE", function.bdf));
+            }
+            seen.push((host.number, pe));
+        }
+    }
+    let (_, edu) = find_device(EDU_VENDOR, EDU_DEVICE).ok_or("no edu")?;
+    let (_, nic) = find_device(E1000E_VENDOR, E1000E_DEVICE).ok_or("no e1000e")?;
+    if edu.pe == nic.pe {
+        return Err(format!("edu and e1000e share PE {:?}", edu.pe));
+    }
+    let count = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != count {
+        return Err(String::from("two functions share a PE"));
+    }
+    Ok(())
+}
