@@ -110,3 +110,25 @@ fn handle_hypercall(gpr: &mut [u64; 32]) {
         *slot = value;
     }
 }
+
+/// Copies `bytes` into partition memory at guest-real address `gra` (what a partition's
+/// own stores would do; the test code plays the partition).
+pub fn guest_write(partition: &Partition, gra: u64, bytes: &[u8]) -> Result<(), String> {
+    let host = partition
+        .to_host(gra, bytes.len() as u64)
+        .ok_or_else(|| format!("guest {gra:#x}+{:#x} is outside the partition", bytes.len()))?;
+    // SAFETY: `to_host` checked the whole range lies in the partition's memory, which is in
+    // the partition pool: no firmware object lives there.
+    unsafe { crate::mm::phys::write_bytes(host, bytes) };
+    Ok(())
+}
+
+/// Copies partition memory at guest-real address `gra` into `out`.
+pub fn guest_read(partition: &Partition, gra: u64, out: &mut [u8]) -> Result<(), String> {
+    let host = partition
+        .to_host(gra, out.len() as u64)
+        .ok_or_else(|| format!("guest {gra:#x}+{:#x} is outside the partition", out.len()))?;
+    // SAFETY: as in guest_write; reading RAM in the partition pool.
+    unsafe { crate::mm::phys::read_bytes(host, out) };
+    Ok(())
+}

@@ -9,6 +9,7 @@ use crate::platform::boot::Platform;
 
 mod boot_tests;
 mod pci_tests;
+mod tce_tests;
 
 /// One in-image test: a name and a body that returns `Err(reason)` on failure.
 pub struct Test {
@@ -22,7 +23,11 @@ pub struct Test {
 pub fn run_all(platform: &Platform) -> bool {
     let mut passed = 0;
     let mut failed = 0;
-    for test in boot_tests::TESTS.iter().chain(pci_tests::TESTS) {
+    for test in boot_tests::TESTS
+        .iter()
+        .chain(pci_tests::TESTS)
+        .chain(tce_tests::TESTS)
+    {
         match (test.run)(platform) {
             Ok(()) => {
                 passed += 1;

@@ -1,0 +1,382 @@
+//! In-image tests of the TCE hypercalls through a real `sc 1`, proven by edu's DMA through
+//! the PHB3's translation: map, remap (exchange: old page released and dirty), read-only and
+//! cleared TCEs, RAM-to-device reads, H_GET_TCE, and hostile arguments, on several window
+//! shapes (4K and 64K pages, 1 and 2 levels, window 0 and window 1 at bus address 1<<59).
+//!
+//! QEMU neither caches TCEs nor reports a refused DMA to edu: every check compares memory.
+//! Resources: LoPAR 14.5.4.2 (H_PUT_TCE, H_GET_TCE); QEMU hw/pci-host/pnv_phb3.c
+//! (pnv_phb3_translate_tve), hw/misc/edu.c (DMA engine, 4 KiB buffer at 0x40000).
+
+use super::pci_tests::find_device;
+use super::Test;
+use crate::arch::ppc64::cpu;
+use crate::firmware::hv::{self, guest_read, guest_write};
+use crate::firmware::pci::PciHost;
+use crate::hcall::codes::{H_FUNCTION, H_GET_TCE, H_PARAMETER, H_PUT_TCE, H_SUCCESS};
+use crate::hcall::hypervisor::Hypervisor;
+use crate::hcall::partition::Partition;
+use crate::iommu::service::WindowConfig;
+use crate::pci::edu::{DmaDirection, Edu, EDU_DEVICE, EDU_VENDOR};
+use crate::platform::boot::Platform;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use spin::Once;
+
+/// The TCE tests, in order.
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "tce_4k_1level_window0",
+        run: tce_4k_1level_window0,
+    },
+    Test {
+        name: "tce_64k_1level_window0",
+        run: tce_64k_1level_window0,
+    },
+    Test {
+        name: "tce_4k_2level_window0",
+        run: tce_4k_2level_window0,
+    },
+    Test {
+        name: "tce_4k_1level_window1",
+        run: tce_4k_1level_window1,
+    },
+    Test {
+        name: "hostile_tce_arguments_change_nothing",
+        run: hostile_arguments,
+    },
+    Test {
+        name: "unknown_opcode_is_h_function",
+        run: unknown_opcode,
+    },
+];
+
+/// How much of each page the tests write and compare (edu's buffer is 4 KiB).
+const PATTERN_BYTES: usize = 256;
+const PARTITION_BYTES: u64 = 32 << 20;
+const OTHER_PARTITION_BYTES: u64 = 16 << 20;
+
+struct Context {
+    hv: &'static Hypervisor<'static>,
+    edu_host: &'static PciHost,
+    edu_pe: u16,
+    me: &'static Partition,
+    /// A window owned by another partition, for the "not your LIOBN" checks.
+    foreign_liobn: u64,
+}
+
+static CONTEXT: Once<Result<Context, String>> = Once::new();
+
+fn context(platform: &Platform) -> Result<&'static Context, String> {
+    CONTEXT
+        .call_once(|| build_context(platform))
+        .as_ref()
+        .map_err(String::clone)
+}
+
+fn build_context(platform: &Platform) -> Result<Context, String> {
+    let hv = hv::hypervisor().ok_or("no hypervisor")?;
+    let (edu_host, edu) = find_device(EDU_VENDOR, EDU_DEVICE).ok_or("no edu device")?;
+    let edu_pe = edu.pe.ok_or("edu has no PE")?;
+    let (pool, _) = platform.partition_pool;
+    let me = hv::add_partition(PARTITION_BYTES, pool)?;
+    let other = hv::add_partition(OTHER_PARTITION_BYTES, pool + PARTITION_BYTES)?;
+    // The other partition owns a window on another PE (the root port's on edu's PHB).
+    let root_pe = edu_host
+        .topology
+        .functions
+        .iter()
+        .find(|f| f.bdf.rid() == 0)
+        .and_then(|f| f.pe)
+        .ok_or("no root port PE")?;
+    let foreign_liobn = hv
+        .create_window(edu_host.number, window_config(root_pe, 12, 1, 0), other)
+        .map_err(|e| format!("foreign window: {e:?}"))?;
+    Ok(Context {
+        hv,
+        edu_host,
+        edu_pe,
+        me,
+        foreign_liobn,
+    })
+}
+
+fn window_config(pe: u16, page_shift: u32, levels: u32, window: u8) -> WindowConfig {
+    WindowConfig {
+        pe,
+        window,
+        page_shift,
+        window_size: 1 << 30,
+        levels,
+    }
+}
+
+fn put(liobn: u64, ioba: u64, tce: u64) -> i64 {
+    cpu::hypercall(H_PUT_TCE, &[liobn, ioba, tce, 0, 0, 0, 0, 0])[0] as i64
+}
+
+fn get(liobn: u64, ioba: u64) -> (i64, u64) {
+    let out = cpu::hypercall(H_GET_TCE, &[liobn, ioba, 0, 0, 0, 0, 0, 0]);
+    (out[0] as i64, out[1])
+}
+
+fn expect(what: &str, status: i64, wanted: i64) -> Result<(), String> {
+    if status == wanted {
+        Ok(())
+    } else {
+        Err(format!("{what}: status {status}, expected {wanted}"))
+    }
+}
+
+fn pattern(seed: u8) -> Vec<u8> {
+    (0..PATTERN_BYTES)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
+        .collect()
+}
+
+fn read_page(me: &Partition, gra: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = vec![0u8; PATTERN_BYTES];
+    guest_read(me, gra, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// edu behind its BAR, with a bounded wait for each DMA.
+struct Device<'a> {
+    edu: Edu<'a>,
+}
+
+impl Device<'_> {
+    fn dma(&self, direction: DmaDirection, bus: u64) -> Result<(), String> {
+        self.edu
+            .start_dma(direction, bus, 0, PATTERN_BYTES as u64, false)
+            .map_err(|e| format!("start DMA: {e:?}"))?;
+        let deadline = cpu::timebase() + 5 * crate::console::timebase_hz();
+        self.edu
+            .wait_dma(|| cpu::timebase() < deadline)
+            .map_err(|e| format!("DMA to {bus:#x}: {e:?}"))
+    }
+}
+
+/// The whole DMA story on one window shape.
+fn dma_scenario(
+    platform: &Platform,
+    page_shift: u32,
+    levels: u32,
+    window: u8,
+) -> Result<(), String> {
+    let ctx = context(platform)?;
+    let bar0 = ctx
+        .edu_host
+        .topology
+        .find(EDU_VENDOR, EDU_DEVICE)
+        .and_then(|f| ctx.edu_host.bar_window(f, 0))
+        .ok_or("edu BAR0 window")?;
+    let device = Device {
+        edu: Edu::new(&bar0).map_err(|e| format!("{e:?}"))?,
+    };
+    let hv = ctx.hv;
+    let me = ctx.me;
+    let liobn = hv
+        .create_window(
+            ctx.edu_host.number,
+            window_config(ctx.edu_pe, page_shift, levels, window),
+            me,
+        )
+        .map_err(|e| format!("create_window: {e:?}"))?;
+    hv::enter_partition(me);
+    let result = run_scenario(hv, me, &device, liobn, page_shift, window);
+    hv::leave_partition();
+    let removed = hv.remove_window(liobn);
+    result?;
+    removed.map_err(|e| format!("remove_window: {e:?}"))?;
+    let audit = hv.audit();
+    if !audit.is_clean() {
+        return Err(format!("audit: {:?}", audit.violations));
+    }
+    Ok(())
+}
+
+fn run_scenario(
+    hv: &Hypervisor<'_>,
+    me: &Partition,
+    device: &Device<'_>,
+    liobn: u64,
+    page_shift: u32,
+    window: u8,
+) -> Result<(), String> {
+    let page = 1u64 << page_shift;
+    let bus_base = if window == 1 { 1u64 << 59 } else { 0 };
+    // Guest pages, aligned to the IOMMU page: A and B take device writes, C feeds reads.
+    let (a, b, c) = (4 * page, 6 * page, 8 * page);
+    let x = bus_base + 3 * page;
+    let y = bus_base + 5 * page;
+    let host = |gra: u64| {
+        me.to_host(gra, page)
+            .ok_or(format!("{gra:#x} outside partition"))
+    };
+    let zeros = vec![0u8; PATTERN_BYTES];
+    for gra in [a, b, c] {
+        guest_write(me, gra, &zeros)?;
+    }
+    let first = pattern(0x11);
+    guest_write(me, c, &first)?;
+
+    // RAM -> device through a read-only TCE: edu's buffer gets C's pattern.
+    expect("map X->C read-only", put(liobn, x, c | 1), H_SUCCESS)?;
+    device.dma(DmaDirection::RamToBuffer, x)?;
+    // Device -> RAM: map X->A read/write; the pattern must land in A.
+    expect("map X->A", put(liobn, x, a | 3), H_SUCCESS)?;
+    if hv.pages().pins(host(c)?) != 0 {
+        return Err(String::from("C still pinned after X was remapped"));
+    }
+    if hv.pages().is_dirty(host(c)?) {
+        return Err(String::from("C was only readable but is marked dirty"));
+    }
+    device.dma(DmaDirection::BufferToRam, x)?;
+    if read_page(me, a)? != first {
+        return Err(String::from("device write through X did not land in A"));
+    }
+    // H_GET_TCE returns what was put (in the partition's addresses).
+    let (status, tce) = get(liobn, x);
+    expect("get X", status, H_SUCCESS)?;
+    if tce != a | 3 {
+        return Err(format!("H_GET_TCE(X) = {tce:#x}, expected {:#x}", a | 3));
+    }
+    // Exchange: remap X to B. A loses its pin and is dirty; the next DMA lands in B only.
+    let pins_before = hv.pages().pins(host(a)?);
+    expect("remap X->B", put(liobn, x, b | 3), H_SUCCESS)?;
+    let pins_after = hv.pages().pins(host(a)?);
+    if pins_before != 1 || pins_after != 0 {
+        return Err(format!(
+            "A pins {pins_before} -> {pins_after}, expected 1 -> 0"
+        ));
+    }
+    if !hv.pages().take_dirty(host(a)?) {
+        return Err(String::from("A was writable but is not marked dirty"));
+    }
+    guest_write(me, a, &zeros)?;
+    device.dma(DmaDirection::BufferToRam, x)?;
+    if read_page(me, b)? != first || read_page(me, a)? != zeros {
+        return Err(String::from(
+            "after the exchange the DMA did not land in B alone",
+        ));
+    }
+    // A read-only TCE blocks the device's write.
+    guest_write(me, b, &zeros)?;
+    expect("map X->B read-only", put(liobn, x, b | 1), H_SUCCESS)?;
+    device.dma(DmaDirection::BufferToRam, x)?;
+    if read_page(me, b)? != zeros {
+        return Err(String::from("a read-only TCE let the device write"));
+    }
+    // A cleared TCE blocks both directions.
+    expect("clear X", put(liobn, x, 0), H_SUCCESS)?;
+    device.dma(DmaDirection::BufferToRam, x)?;
+    if read_page(me, b)? != zeros {
+        return Err(String::from("a cleared TCE let the device write"));
+    }
+    let second = pattern(0x5a);
+    guest_write(me, c, &second)?;
+    // Y -> A writable, to see what edu's buffer holds after a read through cleared X.
+    expect("map Y->A", put(liobn, y, a | 3), H_SUCCESS)?;
+    device.dma(DmaDirection::RamToBuffer, x)?;
+    device.dma(DmaDirection::BufferToRam, y)?;
+    if read_page(me, a)? == second {
+        return Err(String::from("a cleared TCE let the device read C"));
+    }
+    expect("clear Y", put(liobn, y, 0), H_SUCCESS)?;
+    if hv.pages().total_pins() != 0 {
+        return Err(format!(
+            "{} pins left after clearing every TCE",
+            hv.pages().total_pins()
+        ));
+    }
+    Ok(())
+}
+
+fn tce_4k_1level_window0(platform: &Platform) -> Result<(), String> {
+    dma_scenario(platform, 12, 1, 0)
+}
+
+fn tce_64k_1level_window0(platform: &Platform) -> Result<(), String> {
+    dma_scenario(platform, 16, 1, 0)
+}
+
+fn tce_4k_2level_window0(platform: &Platform) -> Result<(), String> {
+    dma_scenario(platform, 12, 2, 0)
+}
+
+fn tce_4k_1level_window1(platform: &Platform) -> Result<(), String> {
+    dma_scenario(platform, 12, 1, 1)
+}
+
+/// Bad LIOBN, bad ioba and bad TCE each get H_PARAMETER and leave the table, the pins, the
+/// kill counters and the partition's memory exactly as they were.
+fn hostile_arguments(platform: &Platform) -> Result<(), String> {
+    let ctx = context(platform)?;
+    let (hv, me) = (ctx.hv, ctx.me);
+    let liobn = hv
+        .create_window(ctx.edu_host.number, window_config(ctx.edu_pe, 12, 1, 0), me)
+        .map_err(|e| format!("create_window: {e:?}"))?;
+    hv::enter_partition(me);
+    let result = (|| {
+        let page = 0x1000u64;
+        let x = 7 * page;
+        let mapped = 2 * page;
+        expect("map X", put(liobn, x, mapped | 3), H_SUCCESS)?;
+        let marker = pattern(0x77);
+        guest_write(me, mapped, &marker)?;
+        let snapshot = |hv: &Hypervisor<'_>| {
+            (
+                get(liobn, x),
+                hv.pages().total_pins(),
+                hv.phb(ctx.edu_host.number).map(|p| p.kill_counts().stores),
+            )
+        };
+        let before = snapshot(hv);
+        let partition_end = PARTITION_BYTES;
+        let bad_calls: [(&str, u64, u64, u64); 11] = [
+            ("foreign LIOBN", ctx.foreign_liobn, x, mapped | 3),
+            ("unknown LIOBN", 0x1234_5678, x, mapped | 3),
+            ("LIOBN past the TVT", liobn | 0xFFFF, x, mapped | 3),
+            ("misaligned ioba", liobn, x + 8, mapped | 3),
+            ("ioba past the window", liobn, 1 << 30, mapped | 3),
+            ("ioba wraps", liobn, u64::MAX & !0xFFF, mapped | 3),
+            ("TCE past the partition", liobn, x, partition_end | 3),
+            ("TCE at the last byte", liobn, x, (partition_end - 8) | 3),
+            ("misaligned TCE", liobn, x, (mapped + 0x800) | 3),
+            ("TCE into firmware", liobn, x, (1u64 << 40) | 3),
+            ("TCE with reserved bits", liobn, x, mapped | 0x400 | 3),
+        ];
+        for (what, l, ioba, tce) in bad_calls {
+            expect(what, put(l, ioba, tce), H_PARAMETER)?;
+            let now = snapshot(hv);
+            if now != before {
+                return Err(format!("{what}: state changed from {before:?} to {now:?}"));
+            }
+        }
+        expect(
+            "get with foreign LIOBN",
+            get(ctx.foreign_liobn, x).0,
+            H_PARAMETER,
+        )?;
+        expect("get past the window", get(liobn, 1 << 30).0, H_PARAMETER)?;
+        if read_page(me, mapped)? != marker {
+            return Err(String::from("partition memory changed"));
+        }
+        expect("clear X", put(liobn, x, 0), H_SUCCESS)
+    })();
+    hv::leave_partition();
+    let removed = hv.remove_window(liobn);
+    result?;
+    removed.map_err(|e| format!("remove_window: {e:?}"))?;
+    Ok(())
+}
+
+fn unknown_opcode(platform: &Platform) -> Result<(), String> {
+    let ctx = context(platform)?;
+    hv::enter_partition(ctx.me);
+    let status = cpu::hypercall(0x7FF0, &[0; 8])[0] as i64;
+    hv::leave_partition();
+    expect("opcode 0x7FF0", status, H_FUNCTION)
+}
