@@ -341,7 +341,7 @@ fn hostile_arguments(platform: &Platform) -> Result<(), String> {
             ("LIOBN past the TVT", liobn | 0xFFFF, x, mapped | 3),
             ("misaligned ioba", liobn, x + 8, mapped | 3),
             ("ioba past the window", liobn, 1 << 30, mapped | 3),
-            ("ioba wraps", liobn, u64::MAX & !0xFFF, mapped | 3),
+            ("ioba wraps", liobn, !0xFFF, mapped | 3),
             ("TCE past the partition", liobn, x, partition_end | 3),
             ("TCE at the last byte", liobn, x, (partition_end - 8) | 3),
             ("misaligned TCE", liobn, x, (mapped + 0x800) | 3),
