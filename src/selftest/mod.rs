@@ -28,7 +28,10 @@ pub fn run_all(platform: &Platform) -> bool {
         .chain(pci_tests::TESTS)
         .chain(tce_tests::TESTS)
     {
-        match (test.run)(platform) {
+        // Every test ends with the hypervisor's audit: a test that leaves a pin without a
+        // TCE, a TCE into firmware memory or a leaked table fails even if its own checks
+        // passed.
+        match (test.run)(platform).and_then(|()| audit()) {
             Ok(()) => {
                 passed += 1;
                 crate::println!("PASS {}", test.name);
@@ -41,4 +44,16 @@ pub fn run_all(platform: &Platform) -> bool {
     }
     crate::println!("{passed} passed, {failed} failed");
     failed == 0 && passed > 0
+}
+
+fn audit() -> Result<(), alloc::string::String> {
+    let Some(hv) = crate::firmware::hv::hypervisor() else {
+        return Ok(());
+    };
+    let report = hv.audit();
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(alloc::format!("audit after the test: {:?}", report.violations))
+    }
 }
