@@ -84,6 +84,7 @@ if [ "$run_qemu" = 1 ]; then
     if [ "$cpus" = 4 ]; then note_pass "smp4_summary_lists_4_cpus"; else
         note_fail "smp4_summary_lists_4_cpus" "$cpus CPUs listed"; fi
 
+    qemu_suite qemu-payload-smp4 --mode payload --smp 4
     qemu_suite qemu-bare-2g --mode bare --mem 2G
     if grep -qE "MEM: total 2 GiB" "$logs/qemu-bare-2g.log"; then
         note_pass "ram_2g_reported_as_2g"

@@ -8,6 +8,7 @@
 use crate::platform::boot::Platform;
 
 mod boot_tests;
+mod bulk_tests;
 mod pci_tests;
 mod tce_tests;
 
@@ -27,6 +28,7 @@ pub fn run_all(platform: &Platform) -> bool {
         .iter()
         .chain(pci_tests::TESTS)
         .chain(tce_tests::TESTS)
+        .chain(bulk_tests::TESTS)
     {
         // Every test ends with the hypervisor's audit: a test that leaves a pin without a
         // TCE, a TCE into firmware memory or a leaked table fails even if its own checks
@@ -54,6 +56,9 @@ fn audit() -> Result<(), alloc::string::String> {
     if report.is_clean() {
         Ok(())
     } else {
-        Err(alloc::format!("audit after the test: {:?}", report.violations))
+        Err(alloc::format!(
+            "audit after the test: {:?}",
+            report.violations
+        ))
     }
 }
