@@ -7,6 +7,8 @@
 #   --mode bare|payload   how to boot (default: bare)
 #   --test                boot with the in-image tests; exit 0 only if the serial shows
 #                         "N passed, 0 failed" with N > 0 and the run ended cleanly
+#   --bench               build with the in-image benchmarks and print their figures
+#   --icount              add -icount shift=0 (QEMU 8 or newer: 7.2 crashes powernv with it)
 #   --bootargs STRING     boot arguments (payload mode only: QEMU passes -append to
 #                         skiboot, never to -bios firmware)
 #   --expect-fault        build with a deliberate unexpected program check; the run must
@@ -33,6 +35,8 @@ cd "$here"
 
 mode=bare
 test_mode=0
+bench_mode=0
+icount=0
 expect_fault=0
 devices=""
 bootargs=""
@@ -55,6 +59,8 @@ while [ $# -gt 0 ]; do
         --mode) mode=${2:-}; shift 2 ;;
         --mode=*) mode=${1#*=}; shift ;;
         --test) test_mode=1; shift ;;
+        --bench) bench_mode=1; shift ;;
+        --icount) icount=1; shift ;;
         --bootargs) bootargs=${2:-}; shift 2 ;;
         --expect-fault) expect_fault=1; shift ;;
         --devices) devices=${2:-}; shift 2 ;;
@@ -69,7 +75,7 @@ while [ $# -gt 0 ]; do
         --no-install) install=0; shift ;;
         --setup-only) setup_only=1; shift ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *)
             # cargo run passes the ELF path as a plain argument after our runner flags.
             if [ -z "$elf" ] && [ -f "$1" ]; then elf=$1; shift; else die "unknown option '$1' (see --help)"; fi ;;
@@ -126,6 +132,7 @@ fi
 features=()
 [ "$test_mode" = 0 ] || features+=(selftest)
 [ "$expect_fault" = 0 ] || features+=(fault-demo)
+[ "$bench_mode" = 0 ] || features+=(bench)
 if [ -z "$elf" ]; then
     build=(cargo build --target "$target")
     [ "$profile" = debug ] || build+=(--release)
@@ -173,13 +180,27 @@ if [ -n "$bootargs" ]; then
 fi
 # edu needs a 64-bit DMA mask to reach DMA window 1 (bus address bit 59).
 edu="edu,addr=0,dma_mask=0xffffffffffffffff"
-[ -n "$devices" ] || { [ "$test_mode" = 1 ] && devices=default || devices=none; }
+if [ -z "$devices" ]; then
+    if [ "$test_mode" = 1 ] || [ "$bench_mode" = 1 ]; then devices=default; else devices=none; fi
+fi
 case "$devices" in
     default) args+=(-device "$edu,bus=pcie.0" -device e1000e,bus=pcie.1,addr=0) ;;
     moved) args+=(-device "$edu,bus=pcie.2" -device e1000e,bus=pcie.0,addr=0) ;;
     none) ;;
     *) die "--devices must be default, moved or none" ;;
 esac
+qemu_version=$("$qemu" --version | sed -n '1s/.*version \([0-9][0-9.]*\).*/\1/p')
+if [ "$icount" = 1 ]; then
+    if [ "${qemu_version%%.*}" -ge 8 ] 2>/dev/null; then
+        args+=(-icount shift=0)
+    else
+        die "--icount needs QEMU 8 or newer (this is $qemu_version, whose powernv crashes with -icount)"
+    fi
+fi
+if [ "$bench_mode" = 1 ]; then
+    echo "qemu-run.sh: QEMU $qemu_version; -icount: $([ "$icount" = 1 ] && echo on || echo off);" \
+        "guest instruction counts come from PMC5, exact under TCG either way" >&2
+fi
 [ -z "$smp" ] || args+=(-smp "$smp")
 [ -z "$mem" ] || args+=(-m "$mem")
 [ "$gdb" = 0 ] || args+=(-s -S)

@@ -54,6 +54,10 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
         );
         crate::arch::ppc64::cpu::trigger_program_check();
     }
+    if cfg!(feature = "bench") {
+        let ran = crate::selftest::bench::run_all(platform);
+        platform.end_run(ran)
+    }
     let bootargs = platform.machine.bootargs();
     let run_tests =
         bootargs.split_whitespace().any(|word| word == TEST_BOOTARG) || cfg!(feature = "selftest");

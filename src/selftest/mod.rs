@@ -7,6 +7,7 @@
 
 use crate::platform::boot::Platform;
 
+pub mod bench;
 mod boot_tests;
 mod bulk_tests;
 mod pci_tests;

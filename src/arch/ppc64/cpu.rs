@@ -174,3 +174,25 @@ pub unsafe fn copy_to_real(dst: u64, src: &[u8]) {
         };
     }
 }
+
+/// MMCR0, the performance monitor's control register.
+const SPR_MMCR0: u16 = 795;
+/// PMC5: instructions completed (POWER8 fixed-function counter).
+const SPR_PMC5: u16 = 791;
+
+/// Starts the performance monitor's instruction counter (PMC5) by clearing MMCR0's freeze
+/// bits. QEMU's TCG counts guest instructions into PMC5 exactly, which makes instruction
+/// counts deterministic without `-icount` (POWER ISA 2.07 Book III 9.4; QEMU
+/// target/ppc/power8-pmu.c).
+pub fn start_instruction_counter() {
+    // SAFETY: MMCR0 = 0 unfreezes the counters; no interrupt is enabled by it (PMAE = 0).
+    unsafe { mtspr::<SPR_MMCR0>(0) };
+    // SAFETY: a context-synchronising instruction, no other effect.
+    unsafe { asm!("isync", options(nostack)) };
+}
+
+/// Instructions completed, modulo 2^32 (PMC5 is a 32-bit counter: subtract with
+/// `wrapping_sub` on `u32`).
+pub fn instructions_completed() -> u32 {
+    mfspr::<SPR_PMC5>() as u32
+}
