@@ -68,7 +68,7 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
     crate::log!(
         Notice,
         "BOOT",
-        "boot complete; add '{TEST_BOOTARG}' to the boot arguments to run the in-image tests"
+        "boot complete (in-image tests: ./qemu-run.sh --test, or '{TEST_BOOTARG}' in the payload's boot arguments)"
     );
     platform.end_run(true)
 }
