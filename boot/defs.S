@@ -60,3 +60,39 @@
 	lis	\reg, (\sym)@ha
 	addi	\reg, \reg, (\sym)@l
 	.endm
+
+	/* FIXUP_ENDIAN (skiboot asm/head.S, Linux ppc_asm.h): read big-endian, the first word is
+	 * "b .+8" and the words after it are a byte-reversed trampoline that flips MSR[LE] with
+	 * rfid; read little-endian, the first word is a harmless tdi and the trampoline is
+	 * skipped. Clobbers r10 and r11 only. */
+	.macro FIXUP_ENDIAN
+	tdi	0,0,0x48
+	b	191f
+	.long	0xa600607d	/* mfmsr r11 */
+	.long	0x01006b69	/* xori r11,r11,1 */
+	.long	0x00004039	/* li r10,0 */
+	.long	0x6401417d	/* mtmsrd r10,1 */
+	.long	0x05009f42	/* bcl 20,31,$+4 */
+	.long	0xa602487d	/* mflr r10 */
+	.long	0x14004a39	/* addi r10,r10,20 */
+	.long	0xa6035a7d	/* mtsrr0 r10 */
+	.long	0xa6037b7d	/* mtsrr1 r11 */
+	.long	0x2400004c	/* rfid */
+191:
+	.endm
+
+	/* Continue at \target, in Rust, on the stack in r1 (a fresh 64-byte frame is made) with
+	 * the TOC and MSR = current | ME | FP | VEC | VSX | RI, set by rfid: mtmsrd cannot set ME,
+	 * and the FP/vector units must be on before any Rust code (core uses VSX). */
+	.macro ENTER_RUST target
+	li	%r0, 0
+	stdu	%r0, -64(%r1)
+	LOAD_ADDR %r2, .TOC.
+	mfmsr	%r11
+	ori	%r11, %r11, MSR_FP_ME_RI_LO
+	oris	%r11, %r11, MSR_VEC_VSX_HI
+	LOAD_ADDR %r12, \target
+	mtspr	SPRN_SRR0, %r12
+	mtspr	SPRN_SRR1, %r11
+	rfid
+	.endm

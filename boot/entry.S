@@ -23,18 +23,7 @@ boot_linked:
 	addi	%r7, %r7, 8
 	b	1b
 2:	LOAD_ADDR %r1, __boot_stack_top
-	li	%r0, 0
-	stdu	%r0, -64(%r1)
-	LOAD_ADDR %r2, .TOC.
-	/* Enter Rust with MSR = current | ME | FP | VEC | VSX | RI via rfid: mtmsrd cannot
-	 * set ME, and the FP/vector units must be on before any Rust code (core uses VSX). */
-	mfmsr	%r11
-	ori	%r11, %r11, MSR_FP_ME_RI_LO
-	oris	%r11, %r11, MSR_VEC_VSX_HI
-	LOAD_ADDR %r12, boot_rust
-	mtspr	SPRN_SRR0, %r12
-	mtspr	SPRN_SRR1, %r11
-	rfid
+	ENTER_RUST boot_rust
 
 boot_rust:
 	LOAD_ADDR %r12, tcefw_boot
@@ -60,16 +49,7 @@ secondary_linked:
 	LOAD_ADDR %r1, __secondary_stacks
 	sldi	%r6, %r4, SECONDARY_STACK_SHIFT
 	add	%r1, %r1, %r6
-	li	%r0, 0
-	stdu	%r0, -64(%r1)
-	LOAD_ADDR %r2, .TOC.
-	mfmsr	%r11
-	ori	%r11, %r11, MSR_FP_ME_RI_LO
-	oris	%r11, %r11, MSR_VEC_VSX_HI
-	LOAD_ADDR %r12, secondary_rust
-	mtspr	SPRN_SRR0, %r12
-	mtspr	SPRN_SRR1, %r11
-	rfid
+	ENTER_RUST secondary_rust
 secondary_rust:
 	LOAD_ADDR %r12, tcefw_secondary
 	mtctr	%r12
@@ -273,21 +253,9 @@ opal_call_raw:
 	hrfid
 
 opal_return:
-	/* OPAL returns here big-endian: flip back to little-endian first (same trick as the
-	 * boot entry; clobbers %r10/%r11, which are volatile). */
-	tdi	0,0,0x48
-	b	2f
-	.long	0xa600607d	/* mfmsr %r11 */
-	.long	0x01006b69	/* xori %r11,%r11,1 */
-	.long	0x00004039	/* li %r10,0 */
-	.long	0x6401417d	/* mtmsrd %r10,1 */
-	.long	0x05009f42	/* bcl 20,31,$+4 */
-	.long	0xa602487d	/* mflr %r10 */
-	.long	0x14004a39	/* addi %r10,%r10,20 */
-	.long	0xa6035a7d	/* mtsrr0 %r10 */
-	.long	0xa6037b7d	/* mtsrr1 %r11 */
-	.long	0x2400004c	/* rfid */
-2:	ld	%r11, 32(%r1)
+	/* OPAL returns here big-endian: flip back to little-endian first. */
+	FIXUP_ENDIAN
+	ld	%r11, 32(%r1)
 	mtmsrd	%r11				/* FP/vector bits as before the call */
 	isync
 	ld	%r12, 40(%r1)

@@ -17,22 +17,8 @@ __head_start:
 /* 0x10: QEMU and skiboot both enter here (or at link address + 0x10), big-endian. */
 	.globl _start
 _start:
-	/* FIXUP_ENDIAN: read big-endian, the first word is "b .+8" and the words after it are
-	 * a byte-reversed trampoline that flips MSR[LE] with rfid; read little-endian, the first
-	 * word is a harmless tdi and we skip the trampoline. Clobbers %r10 and %r11 only. */
-	tdi	0,0,0x48
-	b	1f
-	.long	0xa600607d	/* mfmsr %r11 */
-	.long	0x01006b69	/* xori %r11,%r11,1 */
-	.long	0x00004039	/* li %r10,0 */
-	.long	0x6401417d	/* mtmsrd %r10,1 */
-	.long	0x05009f42	/* bcl 20,31,$+4 */
-	.long	0xa602487d	/* mflr %r10 */
-	.long	0x14004a39	/* addi %r10,%r10,20 */
-	.long	0xa6035a7d	/* mtsrr0 %r10 */
-	.long	0xa6037b7d	/* mtsrr1 %r11 */
-	.long	0x2400004c	/* rfid */
-1:	b	boot_low
+	FIXUP_ENDIAN
+	b	boot_low
 
 /* Vector stubs: save %r13 in SPRG1 and %r12 in the per-CPU area, then go to the common
  * path with the vector number in %r12. Five instructions fit every slot, including the

@@ -9,6 +9,7 @@
 //! QEMU target/ppc/power8-pmu.c.
 
 use super::pci_tests::find_device;
+use super::support::hcall;
 use crate::arch::ppc64::cpu;
 use crate::firmware::hv;
 use crate::hcall::codes::{H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE};
@@ -64,7 +65,7 @@ fn report(name: &str, sample: &Sample, calls: u64, pages: u64) {
 }
 
 fn call(opcode: u64, args: [u64; 4]) -> u64 {
-    cpu::hypercall(opcode, &[args[0], args[1], args[2], args[3], 0, 0, 0, 0])[0]
+    hcall(opcode, args)[0]
 }
 
 /// Runs every benchmark and prints its figures. Returns false if one could not run.

@@ -12,9 +12,10 @@
 //! big-endian TCEs, 4 KiB aligned, at most 512); Linux arch/powerpc/kvm/book3s_64_vio.c.
 
 use super::pci_tests::find_device;
+use super::support::{edu_bar0, edu_dma, expect, hcall, read_guest, status};
 use super::Test;
-use crate::arch::ppc64::{cpu, smp};
-use crate::firmware::hv::{self, guest_read, guest_write};
+use crate::arch::ppc64::smp;
+use crate::firmware::hv::{self, guest_write};
 use crate::firmware::pci::PciHost;
 use crate::hcall::codes::{
     H_GET_TCE, H_P4, H_PARAMETER, H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE, H_SUCCESS,
@@ -89,22 +90,6 @@ fn bulk(platform: &Platform) -> Result<&'static Bulk, String> {
     .map_err(String::clone)
 }
 
-fn call(opcode: u64, args: [u64; 4]) -> [u64; 9] {
-    cpu::hypercall(opcode, &[args[0], args[1], args[2], args[3], 0, 0, 0, 0])
-}
-
-fn status(out: [u64; 9]) -> i64 {
-    out[0] as i64
-}
-
-fn expect(what: &str, got: i64, wanted: i64) -> Result<(), String> {
-    if got == wanted {
-        Ok(())
-    } else {
-        Err(format!("{what}: status {got}, expected {wanted}"))
-    }
-}
-
 fn window(pe: u16) -> WindowConfig {
     WindowConfig {
         pe,
@@ -135,18 +120,8 @@ fn with_window(
         .map_err(|e| format!("remove_window: {e:?}"))
 }
 
-fn edu_dma(edu: &Edu<'_>, direction: DmaDirection, bus: u64) -> Result<(), String> {
-    edu.start_dma(direction, bus, 0, PATTERN_BYTES as u64, false)
-        .map_err(|e| format!("start DMA: {e:?}"))?;
-    let deadline = cpu::timebase() + 5 * crate::console::timebase_hz();
-    edu.wait_dma(|| cpu::timebase() < deadline)
-        .map_err(|e| format!("DMA at {bus:#x}: {e:?}"))
-}
-
 fn read(me: &Partition, gra: u64) -> Result<Vec<u8>, String> {
-    let mut bytes = vec![0u8; PATTERN_BYTES];
-    guest_read(me, gra, &mut bytes)?;
-    Ok(bytes)
+    read_guest(me, gra, PATTERN_BYTES)
 }
 
 /// Writes a TCE list of `count` entries mapping guest pages `first_page..` read/write.
@@ -160,12 +135,7 @@ fn write_list(me: &Partition, list: u64, first_page: u64, count: u64) -> Result<
 
 fn indirect_maps_512_pages(platform: &Platform) -> Result<(), String> {
     let b = bulk(platform)?;
-    let bar0 = b
-        .edu_host
-        .topology
-        .find(EDU_VENDOR, EDU_DEVICE)
-        .and_then(|f| b.edu_host.bar_window(f, 0))
-        .ok_or("edu BAR0")?;
+    let bar0 = edu_bar0(b.edu_host)?;
     let edu = Edu::new(&bar0).map_err(|e| format!("{e:?}"))?;
     let pages_base = 4 << 20; // guest pages mapped: 4 MiB .. 6 MiB
     let list = 1 << 20;
@@ -182,7 +152,7 @@ fn indirect_maps_512_pages(platform: &Platform) -> Result<(), String> {
         let kills_before = service.kill_counts();
         expect(
             "INDIRECT 512",
-            status(call(H_PUT_TCE_INDIRECT, [liobn, ioba, list, BATCH])),
+            status(hcall(H_PUT_TCE_INDIRECT, [liobn, ioba, list, BATCH])),
             H_SUCCESS,
         )?;
         let kills = service.kill_counts();
@@ -199,16 +169,26 @@ fn indirect_maps_512_pages(platform: &Platform) -> Result<(), String> {
             ));
         }
         for i in [0, 1, 255, 511] {
-            let out = call(H_GET_TCE, [liobn, ioba + i * PAGE, 0, 0]);
+            let out = hcall(H_GET_TCE, [liobn, ioba + i * PAGE, 0, 0]);
             expect("GET", status(out), H_SUCCESS)?;
             if out[1] != (pages_base + i * PAGE) | 3 {
                 return Err(format!("entry {i} holds {:#x}", out[1]));
             }
         }
         // Device reads the first page, writes the middle and the last.
-        edu_dma(&edu, DmaDirection::RamToBuffer, ioba)?;
-        edu_dma(&edu, DmaDirection::BufferToRam, ioba + 256 * PAGE)?;
-        edu_dma(&edu, DmaDirection::BufferToRam, ioba + 511 * PAGE)?;
+        edu_dma(&edu, DmaDirection::RamToBuffer, ioba, PATTERN_BYTES)?;
+        edu_dma(
+            &edu,
+            DmaDirection::BufferToRam,
+            ioba + 256 * PAGE,
+            PATTERN_BYTES,
+        )?;
+        edu_dma(
+            &edu,
+            DmaDirection::BufferToRam,
+            ioba + 511 * PAGE,
+            PATTERN_BYTES,
+        )?;
         for i in [256, 511] {
             if read(b.me, pages_base + i * PAGE)? != pattern {
                 return Err(format!("DMA through entry {i} did not reach its page"));
@@ -221,7 +201,7 @@ fn indirect_maps_512_pages(platform: &Platform) -> Result<(), String> {
         let before = service.kill_counts().batches;
         expect(
             "STUFF 0 x512",
-            status(call(H_STUFF_TCE, [liobn, ioba, 0, BATCH])),
+            status(hcall(H_STUFF_TCE, [liobn, ioba, 0, BATCH])),
             H_SUCCESS,
         )?;
         if service.kill_counts().batches - before != 1 {
@@ -230,13 +210,18 @@ fn indirect_maps_512_pages(platform: &Platform) -> Result<(), String> {
         if b.hv.pages().total_pins() != 0 {
             return Err(format!("{} pins after STUFF", b.hv.pages().total_pins()));
         }
-        edu_dma(&edu, DmaDirection::BufferToRam, ioba + 256 * PAGE)?;
+        edu_dma(
+            &edu,
+            DmaDirection::BufferToRam,
+            ioba + 256 * PAGE,
+            PATTERN_BYTES,
+        )?;
         if read(b.me, pages_base + 256 * PAGE)? != zeros {
             return Err(String::from("DMA got through a stuffed (cleared) entry"));
         }
         expect(
             "STUFF 513",
-            status(call(H_STUFF_TCE, [liobn, ioba, 0, BATCH + 1])),
+            status(hcall(H_STUFF_TCE, [liobn, ioba, 0, BATCH + 1])),
             H_P4,
         )
     })
@@ -256,7 +241,7 @@ fn window_cycles(platform: &Platform) -> Result<(), String> {
                 let page = (8 << 20) + (cycle % 16 + i as u64) * PAGE;
                 expect(
                     "map",
-                    status(call(H_PUT_TCE, [liobn, ioba, page | 3, 0])),
+                    status(hcall(H_PUT_TCE, [liobn, ioba, page | 3, 0])),
                     H_SUCCESS,
                 )?;
             }
@@ -302,22 +287,22 @@ fn hammer(cpu_index: usize, partition_id: u64) {
         let entry = (seed % 16) * PAGE;
         let page = (12 << 20) + ((seed >> 8) % 64) * PAGE;
         let tce = if round % 5 == 4 { 0 } else { page | 3 };
-        if call(H_PUT_TCE, [shared, entry, tce, 0])[0] != 0 {
+        if hcall(H_PUT_TCE, [shared, entry, tce, 0])[0] != 0 {
             failures += 1;
         }
         // Private window: map, read back, clear.
         let own = (cpu_index as u64 * 64 + (seed >> 20) % 64) * PAGE;
         let own_page = (14 << 20) + (seed >> 32) % 64 * PAGE;
-        let ok = call(H_PUT_TCE, [private, own, own_page | 1, 0])[0] == 0
-            && call(H_GET_TCE, [private, own, 0, 0])[1] == own_page | 1
-            && call(H_PUT_TCE, [private, own, 0, 0])[0] == 0;
+        let ok = hcall(H_PUT_TCE, [private, own, own_page | 1, 0])[0] == 0
+            && hcall(H_GET_TCE, [private, own, 0, 0])[1] == own_page | 1
+            && hcall(H_PUT_TCE, [private, own, 0, 0])[0] == 0;
         if !ok {
             failures += 1;
         }
     }
     // Leave the shared entries clear; the last CPU to clear an entry releases its page.
     for entry in 0..16 {
-        if call(H_PUT_TCE, [shared, entry * PAGE, 0, 0])[0] != 0 {
+        if hcall(H_PUT_TCE, [shared, entry * PAGE, 0, 0])[0] != 0 {
             failures += 1;
         }
     }
@@ -389,7 +374,7 @@ fn snapshot(b: &Bulk, liobn: u64) -> State {
     let service = b.hv.phb(b.edu_host.number);
     let mut entries = [0u64; 4];
     for (i, slot) in entries.iter_mut().enumerate() {
-        *slot = call(H_GET_TCE, [liobn, i as u64 * PAGE, 0, 0])[1];
+        *slot = hcall(H_GET_TCE, [liobn, i as u64 * PAGE, 0, 0])[1];
     }
     State {
         pins: b.hv.pages().total_pins(),
@@ -410,7 +395,7 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
             let page = (2 << 20) + i * PAGE;
             expect(
                 "map",
-                status(call(H_PUT_TCE, [liobn, i * PAGE, page | 3, 0])),
+                status(hcall(H_PUT_TCE, [liobn, i * PAGE, page | 3, 0])),
                 H_SUCCESS,
             )?;
         }
@@ -490,7 +475,7 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
                 // GET of something that is not there.
                 _ => (H_GET_TCE, [target_liobn, pick(r3) | 0x100, 0, 0]),
             };
-            let out = call(opcode, args);
+            let out = hcall(opcode, args);
             let got = status(out);
             if got == H_SUCCESS {
                 return Err(format!("call {n}: {opcode:#x} {args:x?} was accepted"));
@@ -519,7 +504,7 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
         );
         expect(
             "clear",
-            status(call(H_STUFF_TCE, [liobn, 0, 0, 4])),
+            status(hcall(H_STUFF_TCE, [liobn, 0, 0, 4])),
             H_SUCCESS,
         )
     })

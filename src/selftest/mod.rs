@@ -11,6 +11,7 @@ pub mod bench;
 mod boot_tests;
 mod bulk_tests;
 mod pci_tests;
+mod support;
 mod tce_tests;
 
 /// One in-image test: a name and a body that returns `Err(reason)` on failure.

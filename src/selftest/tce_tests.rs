@@ -8,9 +8,9 @@
 //! (pnv_phb3_translate_tve), hw/misc/edu.c (DMA engine, 4 KiB buffer at 0x40000).
 
 use super::pci_tests::find_device;
+use super::support::{edu_bar0, edu_dma, expect, hcall, read_guest, status};
 use super::Test;
-use crate::arch::ppc64::cpu;
-use crate::firmware::hv::{self, guest_read, guest_write};
+use crate::firmware::hv::{self, guest_write};
 use crate::firmware::pci::PciHost;
 use crate::hcall::codes::{H_FUNCTION, H_GET_TCE, H_PARAMETER, H_PUT_TCE, H_SUCCESS};
 use crate::hcall::hypervisor::Hypervisor;
@@ -113,20 +113,12 @@ fn window_config(pe: u16, page_shift: u32, levels: u32, window: u8) -> WindowCon
 }
 
 fn put(liobn: u64, ioba: u64, tce: u64) -> i64 {
-    cpu::hypercall(H_PUT_TCE, &[liobn, ioba, tce, 0, 0, 0, 0, 0])[0] as i64
+    status(hcall(H_PUT_TCE, [liobn, ioba, tce, 0]))
 }
 
 fn get(liobn: u64, ioba: u64) -> (i64, u64) {
-    let out = cpu::hypercall(H_GET_TCE, &[liobn, ioba, 0, 0, 0, 0, 0, 0]);
-    (out[0] as i64, out[1])
-}
-
-fn expect(what: &str, status: i64, wanted: i64) -> Result<(), String> {
-    if status == wanted {
-        Ok(())
-    } else {
-        Err(format!("{what}: status {status}, expected {wanted}"))
-    }
+    let out = hcall(H_GET_TCE, [liobn, ioba, 0, 0]);
+    (status(out), out[1])
 }
 
 fn pattern(seed: u8) -> Vec<u8> {
@@ -136,25 +128,17 @@ fn pattern(seed: u8) -> Vec<u8> {
 }
 
 fn read_page(me: &Partition, gra: u64) -> Result<Vec<u8>, String> {
-    let mut bytes = vec![0u8; PATTERN_BYTES];
-    guest_read(me, gra, &mut bytes)?;
-    Ok(bytes)
+    read_guest(me, gra, PATTERN_BYTES)
 }
 
-/// edu behind its BAR, with a bounded wait for each DMA.
+/// edu behind its BAR, moving `PATTERN_BYTES` per DMA.
 struct Device<'a> {
     edu: Edu<'a>,
 }
 
 impl Device<'_> {
     fn dma(&self, direction: DmaDirection, bus: u64) -> Result<(), String> {
-        self.edu
-            .start_dma(direction, bus, 0, PATTERN_BYTES as u64, false)
-            .map_err(|e| format!("start DMA: {e:?}"))?;
-        let deadline = cpu::timebase() + 5 * crate::console::timebase_hz();
-        self.edu
-            .wait_dma(|| cpu::timebase() < deadline)
-            .map_err(|e| format!("DMA to {bus:#x}: {e:?}"))
+        edu_dma(&self.edu, direction, bus, PATTERN_BYTES)
     }
 }
 
@@ -166,12 +150,7 @@ fn dma_scenario(
     window: u8,
 ) -> Result<(), String> {
     let ctx = context(platform)?;
-    let bar0 = ctx
-        .edu_host
-        .topology
-        .find(EDU_VENDOR, EDU_DEVICE)
-        .and_then(|f| ctx.edu_host.bar_window(f, 0))
-        .ok_or("edu BAR0 window")?;
+    let bar0 = edu_bar0(ctx.edu_host)?;
     let device = Device {
         edu: Edu::new(&bar0).map_err(|e| format!("{e:?}"))?,
     };
@@ -376,7 +355,7 @@ fn hostile_arguments(platform: &Platform) -> Result<(), String> {
 fn unknown_opcode(platform: &Platform) -> Result<(), String> {
     let ctx = context(platform)?;
     hv::enter_partition(ctx.me);
-    let status = cpu::hypercall(0x7FF0, &[0; 8])[0] as i64;
+    let got = status(hcall(0x7FF0, [0; 4]));
     hv::leave_partition();
-    expect("opcode 0x7FF0", status, H_FUNCTION)
+    expect("opcode 0x7FF0", got, H_FUNCTION)
 }
