@@ -157,7 +157,7 @@ fn race(fault: KillFault) {
         );
         return;
     }
-    let report = hv.audit();
+    let report = rig.audit(&hv);
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(model.stats().violations, 0, "{:?}", model.first_violation());
     assert_eq!(hv.h_stuff_tce(part, shared, 0, 0, 8), Ok(()));
@@ -168,5 +168,5 @@ fn race(fault: KillFault) {
         "every page released exactly once"
     );
     assert_eq!(rig.pages.anomalies(), 0, "no double release");
-    assert!(hv.audit().is_clean());
+    assert!(rig.audit(&hv).is_clean());
 }

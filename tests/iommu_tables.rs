@@ -1,6 +1,7 @@
 //! Host tests of TCE tables and windows: exchange at every level count (1..5) and every page
 //! size (4K, 64K, 16M) in both windows, checked through the PHB3 model's own hardware walk;
-//! clearing in an absent level allocates nothing and kills nothing; level installation races
+//! clearing in an absent level allocates nothing and kills nothing; a mapping that runs out of
+//! memory for its levels installs none of them (all or nothing); level installation races
 //! settle by compare-and-swap with no block installed twice or leaked; window removal frees
 //! everything.
 
@@ -70,7 +71,7 @@ fn exchange_at_every_level_count_page_size_and_window() {
                     assert_eq!(hv.h_put_tce(part, liobn, bus, 0), Ok(()));
                     assert!(model.dma_read(RID, bus, 8).is_err(), "{what}: cleared");
                 }
-                let report = hv.audit();
+                let report = rig.audit(&hv);
                 assert!(report.is_clean(), "{what}: {report:?}");
                 assert_eq!(report.table_bytes, rig.table_bytes_in_use(), "{what}");
                 assert_eq!(model.stats().violations, 0, "{what}");
@@ -121,7 +122,57 @@ fn clearing_in_an_absent_level_allocates_and_kills_nothing() {
         used + 3,
         "levels stay for reuse"
     );
-    assert!(hv.audit().is_clean());
+    assert!(rig.audit(&hv).is_clean());
+}
+
+#[test]
+fn a_mapping_short_of_memory_installs_no_level() {
+    use tcefw::mm::FrameAllocator;
+    let rig = Rig::new(2 << 20, 32 << 20).unwrap();
+    let model = rig.model(true);
+    let hv = rig.hypervisor(&[&model as &dyn RegIo]);
+    let part = hv.add_partition(0, 32 << 20, rig.ram.base()).unwrap();
+    let cfg = WindowConfig {
+        pe: PE,
+        window: 0,
+        page_shift: 12,
+        window_size: 1 << 40,
+        levels: 4,
+    };
+    let liobn = hv.create_window(0, cfg, part).unwrap();
+    // Leave room for two 4 KiB blocks; the mapping needs three lower levels.
+    let mut hoard = Vec::new();
+    while let Some(block) = rig.frames.alloc(4096) {
+        hoard.push(block);
+    }
+    for block in hoard.drain(..2) {
+        rig.frames.free(block, 4096);
+    }
+    let (frames, kills) = (rig.frames.stats(), hv.phb(0).unwrap().kill_counts());
+    let tables = hv.phb(0).unwrap().table_bytes();
+    let r = hv.h_put_tce(part, liobn, 1 << 30, 0x3000 | 3);
+    assert_eq!(r, Err(tcefw::hcall::H_NO_MEM));
+    assert_eq!(rig.frames.stats().used_bytes, frames.used_bytes);
+    assert_eq!(rig.frames.stats().used_blocks, frames.used_blocks);
+    assert_eq!(
+        hv.phb(0).unwrap().table_bytes(),
+        tables,
+        "no level installed"
+    );
+    assert_eq!(hv.phb(0).unwrap().kill_counts(), kills);
+    assert_eq!(rig.pages.total_pins(), 0);
+    // A 512-entry STUFF across a leaf boundary needs more (two leaves): refused the same way.
+    let r = hv.h_stuff_tce(part, liobn, (1 << 30) - 256 * 4096, 0x3000 | 1, 512);
+    assert_eq!(r, Err(tcefw::hcall::H_NO_MEM));
+    assert_eq!(hv.phb(0).unwrap().table_bytes(), tables);
+    // With one more block, exactly the three levels come.
+    rig.frames.free(hoard.pop().unwrap(), 4096);
+    assert_eq!(hv.h_put_tce(part, liobn, 1 << 30, 0x3000 | 3), Ok(()));
+    assert_eq!(hv.phb(0).unwrap().table_bytes(), tables + 3 * 4096);
+    for block in hoard {
+        rig.frames.free(block, 4096);
+    }
+    assert!(rig.audit(&hv).is_clean());
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! - no translation the device can make (cached or filled from memory) reaches a frame with no
 //!   pin, and the model's watch saw none during the call either;
 //! - the audit is clean: pins equal valid TCEs per frame (so their sums are equal), nothing
-//!   outside the caller's memory or in firmware memory;
+//!   outside the caller's memory or in firmware memory, and every byte the frame allocator
+//!   has handed out is a table level (or the RTT);
 //! - H_GET_TCE and the DMA engine agree with a shadow of what was put, and every replaced
 //!   writable page is dirty.
 //!
@@ -318,7 +319,7 @@ fn property(case: &Case, fault: KillFault) -> Result<(), TestCaseError> {
             model.first_violation()
         );
         // Pins balance, per frame; nothing outside the caller or in firmware memory.
-        let report = hv.audit();
+        let report = rig.audit(&hv);
         prop_assert!(report.is_clean(), "step {}: {:?}", step, report.violations);
         let frames_per_tce: u64 = shadow.keys().map(|&(w, _)| wins[w].page / 4096).sum();
         prop_assert_eq!(

@@ -2,6 +2,12 @@
 //!
 //! Resources: LoPAR ch_lpar_option (hypercall list); Linux arch/powerpc/include/asm/hvcall.h
 //! (values). H_TOO_HARD (9999) is KVM-internal and never returned here.
+//!
+//! The firmware-private opcodes (DMA window management, see [`super::windows`]) sit in the
+//! range PAPR leaves to the platform (0xF000 and up, where KVM/QEMU put H_RTAS 0xF000,
+//! H_LOGICAL_MEMOP 0xF001, H_CAS 0xF002, H_UPDATE_DT 0xF003, H_VOF_CLIENT 0xF005, and pHyp
+//! H_GET_24X7_CATALOG_PAGE 0xF078, H_GET_24X7_DATA 0xF07C, H_GET_PERF_COUNTER_INFO 0xF080;
+//! nested KVM starts at 0xF800). 0xF200..=0xF20C clashes with none of them.
 
 /// H_GET_TCE(liobn, ioba) -> r4 = tce.
 pub const H_GET_TCE: u64 = 0x1C;
@@ -11,6 +17,17 @@ pub const H_PUT_TCE: u64 = 0x20;
 pub const H_STUFF_TCE: u64 = 0x138;
 /// H_PUT_TCE_INDIRECT(liobn, ioba, tce_list, count).
 pub const H_PUT_TCE_INDIRECT: u64 = 0x13C;
+
+/// First firmware-private opcode (tcefw's block in the platform-specific range).
+pub const H_TCEFW_BASE: u64 = 0xF200;
+/// Query the DMA window resources of a PE (ibm,query-pe-dma-window).
+pub const H_TCEFW_QUERY_PE_DMA_WINDOW: u64 = H_TCEFW_BASE;
+/// Create a DMA window for a PE (ibm,create-pe-dma-window).
+pub const H_TCEFW_CREATE_PE_DMA_WINDOW: u64 = H_TCEFW_BASE + 0x4;
+/// Remove a DMA window (ibm,remove-pe-dma-window).
+pub const H_TCEFW_REMOVE_PE_DMA_WINDOW: u64 = H_TCEFW_BASE + 0x8;
+/// Reset a PE to its default DMA window (ibm,reset-pe-dma-windows).
+pub const H_TCEFW_RESET_PE_DMA_WINDOWS: u64 = H_TCEFW_BASE + 0xC;
 
 /// Success.
 pub const H_SUCCESS: i64 = 0;

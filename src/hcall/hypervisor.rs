@@ -11,6 +11,9 @@
 //! window's lock-free slot: nothing on the hypercall path takes a lock or allocates (beyond
 //! missing table levels).
 //!
+//! The firmware-private window-management opcodes (0xF200..=0xF20C) are dispatched here too;
+//! their registers and semantics are in [`super::windows`].
+//!
 //! Resources: LoPAR ch_lpar_option (H_PUT_TCE, H_GET_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT);
 //! Linux arch/powerpc/kvm/book3s_64_vio.c; QEMU hw/ppc/spapr_iommu.c; DESIGN.md.
 
@@ -22,6 +25,7 @@ use crate::iommu::{self, NewTces, PageAccounting, Perm, Tce, TceService, WindowC
 use crate::mm::{FrameAllocator, PhysAddr};
 use crate::phb3::regio::RegIo;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 /// Most partitions.
 pub const MAX_PARTITIONS: usize = 16;
@@ -43,6 +47,8 @@ pub enum SetupError {
     NoPhb,
     /// No such LIOBN.
     NoLiobn,
+    /// The PE belongs to another partition (granted to it, or holding its windows).
+    Forbidden,
     /// The IOMMU refused.
     Iommu(iommu::Error),
 }
@@ -65,6 +71,18 @@ pub const fn decode_liobn(liobn: u64) -> Option<(usize, usize)> {
     Some((phb, tvt))
 }
 
+/// Deliberate validation bugs, for the tests that prove the fuzz run's "a rejected call
+/// changes nothing" check can fail. Production code never sets anything but `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum HcallFault {
+    /// Validate everything, then apply.
+    None = 0,
+    /// Bug: H_PUT_TCE_INDIRECT applies each entry as soon as it is validated, so a bad entry
+    /// in the middle of the list is refused after the ones before it were applied.
+    IndirectApplyBeforeValidate = 1,
+}
+
 /// Everything the hypercalls work on. `Sync`: one instance serves every CPU.
 pub struct Hypervisor<'a> {
     phbs: Vec<TceService<'a>>,
@@ -72,6 +90,13 @@ pub struct Hypervisor<'a> {
     firmware: Vec<(PhysAddr, u64)>,
     partitions: [spin::Once<Partition>; MAX_PARTITIONS],
     setup: spin::Mutex<()>,
+    /// Per PHB, per PE: who the PE is granted to, and whether window 0 is its default window
+    /// (see `windows`). Written under `windows`, read lock-free.
+    pub(super) grants: Vec<Vec<AtomicU32>>,
+    /// Serialises window management (grants, create, remove, reset). Never taken by the TCE
+    /// hypercalls.
+    pub(super) windows: spin::Mutex<()>,
+    fault: AtomicU8,
 }
 
 fn overlaps(a: PhysAddr, a_len: u64, b: PhysAddr, b_len: u64) -> bool {
@@ -89,6 +114,9 @@ impl<'a> Hypervisor<'a> {
             firmware: firmware.to_vec(),
             partitions: [const { spin::Once::new() }; MAX_PARTITIONS],
             setup: spin::Mutex::new(()),
+            grants: Vec::new(),
+            windows: spin::Mutex::new(()),
+            fault: AtomicU8::new(HcallFault::None as u8),
         }
     }
 
@@ -103,6 +131,9 @@ impl<'a> Hypervisor<'a> {
             return Err(SetupError::Full);
         }
         self.phbs.push(TceService::new(io, frames));
+        let mut grants = Vec::with_capacity(iommu::service::MAX_PES as usize);
+        grants.resize_with(iommu::service::MAX_PES as usize, || AtomicU32::new(0));
+        self.grants.push(grants);
         Ok(self.phbs.len() - 1)
     }
 
@@ -153,7 +184,10 @@ impl<'a> Hypervisor<'a> {
         self.partitions.get(id as usize)?.get()
     }
 
-    /// Creates a DMA window on PHB `phb` owned by `owner`, and returns its LIOBN.
+    /// Creates a DMA window on PHB `phb` owned by `owner`, and returns its LIOBN. The
+    /// firmware's own setup path (a partition uses the private hypercalls of
+    /// [`super::windows`]); refused with `Forbidden` when the PE is granted to another
+    /// partition.
     pub fn create_window(
         &self,
         phb: usize,
@@ -161,6 +195,10 @@ impl<'a> Hypervisor<'a> {
         owner: &Partition,
     ) -> Result<u64, SetupError> {
         let service = self.phbs.get(phb).ok_or(SetupError::NoPhb)?;
+        let _windows = self.windows.lock();
+        if !self.may_own(phb, config.pe, owner.id()) {
+            return Err(SetupError::Forbidden);
+        }
         service
             .create_window(config, owner.id())
             .map_err(SetupError::Iommu)?;
@@ -172,9 +210,12 @@ impl<'a> Hypervisor<'a> {
     pub fn remove_window(&self, liobn: u64) -> Result<usize, SetupError> {
         let (phb, tvt) = decode_liobn(liobn).ok_or(SetupError::NoLiobn)?;
         let service = self.phbs.get(phb).ok_or(SetupError::NoLiobn)?;
-        service
+        let _windows = self.windows.lock();
+        let released = service
             .remove_window(self.pages, tvt)
-            .map_err(SetupError::Iommu)
+            .map_err(SetupError::Iommu)?;
+        self.forget_default(phb, tvt);
+        Ok(released)
     }
 
     /// The TCE service of PHB `phb`.
@@ -198,28 +239,52 @@ impl<'a> Hypervisor<'a> {
     }
 
     /// Handles one hypercall: `opcode` from r3, `args` from r4 onward. Never panics on
-    /// anything the caller controls; unknown opcodes get H_FUNCTION.
+    /// anything the caller controls; unknown opcodes get H_FUNCTION. Outputs are 0 unless the
+    /// status is H_SUCCESS.
     pub fn dispatch(
         &self,
         caller: &Partition,
         opcode: u64,
         args: &[u64; HCALL_ARGS],
     ) -> HcallReturn {
-        let result = match opcode {
+        let result: Result<[u64; 4], i64> = match opcode {
             H_PUT_TCE => self
                 .h_put_tce(caller, args[0], args[1], args[2])
-                .map(|()| 0),
-            H_GET_TCE => self.h_get_tce(caller, args[0], args[1]),
+                .map(|()| [0; 4]),
+            H_GET_TCE => self
+                .h_get_tce(caller, args[0], args[1])
+                .map(|tce| [tce, 0, 0, 0]),
             H_STUFF_TCE => self
                 .h_stuff_tce(caller, args[0], args[1], args[2], args[3])
-                .map(|()| 0),
+                .map(|()| [0; 4]),
             H_PUT_TCE_INDIRECT => self
                 .h_put_tce_indirect(caller, args[0], args[1], args[2], args[3])
-                .map(|()| 0),
+                .map(|()| [0; 4]),
+            H_TCEFW_QUERY_PE_DMA_WINDOW => self.h_query_pe_dma_window(caller, args[0]).map(|q| {
+                [
+                    q.windows_available,
+                    q.largest_tces,
+                    q.page_sizes,
+                    q.max_levels,
+                ]
+            }),
+            H_TCEFW_CREATE_PE_DMA_WINDOW => self
+                .h_create_pe_dma_window(caller, args[0], args[1], args[2], args[3])
+                .map(|w| [w.liobn, w.bus_start, w.window_size, 0]),
+            H_TCEFW_REMOVE_PE_DMA_WINDOW => self
+                .h_remove_pe_dma_window(caller, args[0])
+                .map(|r| [r.unmapped, r.restored_liobn, 0, 0]),
+            H_TCEFW_RESET_PE_DMA_WINDOWS => self
+                .h_reset_pe_dma_windows(caller, args[0])
+                .map(|r| [r.default_liobn, r.unmapped, 0, 0]),
             _ => Err(H_FUNCTION),
         };
         match result {
-            Ok(value) => HcallReturn::success_with(value),
+            Ok(values) => {
+                let mut ret = HcallReturn::status(H_SUCCESS);
+                ret.out[..values.len()].copy_from_slice(&values);
+                ret
+            }
             Err(status) => HcallReturn::status(status),
         }
     }
@@ -360,6 +425,15 @@ impl<'a> Hypervisor<'a> {
         if !self.pages.ram().copy_words(host_list, &mut raw[..count]) {
             return Err(H_PARAMETER);
         }
+        if self.hcall_fault() == HcallFault::IndirectApplyBeforeValidate {
+            return self.indirect_apply_before_validate(
+                caller,
+                service,
+                &window,
+                ioba,
+                &raw[..count],
+            );
+        }
         let mut new = [Tce::NONE; MAX_BATCH];
         for (slot, stored) in new.iter_mut().zip(&raw[..count]) {
             *slot = self.host_tce(caller, window.page_size(), u64::from_be(*stored))?;
@@ -368,5 +442,39 @@ impl<'a> Hypervisor<'a> {
             .update(self.pages, &window, ioba, NewTces::List(&new[..count]))
             .map(|_| ())
             .map_err(Self::status_of)
+    }
+
+    fn hcall_fault(&self) -> HcallFault {
+        match self.fault.load(Ordering::Relaxed) {
+            1 => HcallFault::IndirectApplyBeforeValidate,
+            _ => HcallFault::None,
+        }
+    }
+
+    /// TEST ONLY: makes later hypercalls break validation in the given way, so tests can prove
+    /// they detect it. Firmware never calls this; `HcallFault::None` restores it.
+    #[doc(hidden)]
+    pub fn inject_hcall_fault(&self, fault: HcallFault) {
+        self.fault.store(fault as u8, Ordering::Relaxed);
+    }
+
+    /// The bug [`HcallFault::IndirectApplyBeforeValidate`] plants: entry by entry, validate
+    /// then apply, so a bad entry is refused after the earlier ones took effect.
+    fn indirect_apply_before_validate(
+        &self,
+        caller: &Partition,
+        service: &TceService<'a>,
+        window: &iommu::DmaWindow,
+        ioba: u64,
+        raw: &[u64],
+    ) -> Result<(), i64> {
+        for (i, stored) in raw.iter().enumerate() {
+            let tce = self.host_tce(caller, window.page_size(), u64::from_be(*stored))?;
+            let bus = ioba + ((i as u64) << window.page_shift());
+            service
+                .update(self.pages, window, bus, NewTces::Same(tce, 1))
+                .map_err(Self::status_of)?;
+        }
+        Ok(())
     }
 }

@@ -23,7 +23,9 @@ pub mod tve;
 
 pub use kill::{KillCounts, KillFault};
 pub use pages::PageAccounting;
-pub use service::{DmaWindow, NewTces, TceService, Updated, WindowConfig, MAX_BATCH};
+pub use service::{
+    DmaWindow, NewTces, PreparedWindow, TceService, Updated, WindowConfig, MAX_BATCH,
+};
 pub use tce::{Perm, Tce};
 
 /// What can go wrong inside the IOMMU. The hypercall layer maps these to PAPR statuses.

@@ -97,8 +97,10 @@ impl PageAccounting {
     pub fn pin(&self, pa: PhysAddr, bytes: u64) -> Result<(), Error> {
         let range = self.frame_range(pa, bytes).ok_or(Error::NotInRam)?;
         for i in range.clone() {
+            // `then`, not `then_some`: the argument must not be computed when the count is at
+            // its maximum (v + 1 would overflow with the dirty bit set).
             let pinned = self.frames[i].fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                (v & PINS < PINS).then_some(v + 1)
+                (v & PINS < PINS).then(|| v + 1)
             });
             if pinned.is_err() {
                 for j in range.start..i {
@@ -123,8 +125,10 @@ impl PageAccounting {
 
     fn unpin_frame(&self, i: usize, dirty: bool) {
         let mark = if dirty { DIRTY } else { 0 };
+        // `then`, not `then_some`: for an unpinned clean frame `v - 1` would underflow, and
+        // this is exactly the refused release that must be counted, not a panic.
         let released = self.frames[i].fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-            (v & PINS > 0).then_some((v - 1) | mark)
+            (v & PINS > 0).then(|| (v - 1) | mark)
         });
         if released.is_err() {
             self.anomalies.fetch_add(1, Ordering::Relaxed);
@@ -167,6 +171,14 @@ impl PageAccounting {
                 visit(self.base + ((i as u64) << FRAME_SHIFT), pins);
             }
         }
+    }
+
+    /// Copies the raw record of every frame (pin count in bits 0..30, dirty in bit 31) into
+    /// `out`, replacing its contents: the exact state, for tests that must prove a call
+    /// changed nothing.
+    pub fn copy_records(&self, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(self.frames.iter().map(|r| r.load(Ordering::Acquire)));
     }
 
     /// Releases of unpinned or unaccounted frames that were refused: always 0 unless there is

@@ -1,12 +1,17 @@
 //! The TCE service of one PHB: its DMA windows (one TCE table per PE window), and the one
 //! TCE update protocol that every TCE-changing path follows (DESIGN.md):
-//! validate (the caller's job, before calling) → allocate missing levels → pin the new pages →
-//! exchange every entry → `sync`, kill, load back → release the old pages (dirty if W).
+//! validate (the caller's job, before calling) → set aside blocks for missing levels → pin the
+//! new pages → install the levels → exchange every entry → `sync`, kill, load back → release
+//! the old pages (dirty if W). Everything that can fail (memory, pin counts) happens before
+//! the first visible change, so an `Err` leaves tables, pins and allocator usage as they were.
 //!
 //! Windows: window 0 starts at bus address 0, window 1 at 1<<59; the TVT index is
 //! PE * 2 + window (Linux `pnv_pci_ioda2_setup_dma_pe`, `pnv_pci_ioda2_set_window`).
 //! A hypercall finds its window through a lock-free [`Slot`]; creating and removing windows
-//! is setup work under a spin lock that the hypercall path never takes.
+//! is setup work under a spin lock that the hypercall path never takes. A window is built
+//! ([`TceService::prepare_window`]: every allocation) before it is installed
+//! ([`TceService::install_window`]: TVE, kill, publish), so a caller can make sure a
+//! replacement exists before it removes anything.
 //!
 //! Resources: DESIGN.md; the seed patch (exchange, then release the replaced TCE);
 //! Linux platforms/powernv/pci-ioda.c and kernel/iommu.c; skiboot hw/phb3.c.
@@ -157,6 +162,22 @@ pub struct Updated {
 /// A hold on a window for the length of one call (the window cannot be removed meanwhile).
 pub type WindowRef<'s> = SlotRef<'s, DmaWindow>;
 
+/// A window whose table is allocated but which no TVE points at yet.
+#[derive(Debug)]
+#[must_use = "install or discard it, or its table leaks"]
+pub struct PreparedWindow {
+    window: Box<DmaWindow>,
+    tve: u64,
+    index: usize,
+}
+
+impl PreparedWindow {
+    /// The TVT index it will take.
+    pub fn tvt_index(&self) -> usize {
+        self.index
+    }
+}
+
 /// The TCE service of one PHB.
 pub struct TceService<'a> {
     io: &'a dyn RegIo,
@@ -188,44 +209,116 @@ impl<'a> TceService<'a> {
     /// Creates a window: allocates its top level, programs the TVE, kills the PE's cached
     /// TCEs, then publishes it. Returns its TVT index. `owner` is an opaque tag.
     pub fn create_window(&self, config: WindowConfig, owner: u32) -> Result<usize, Error> {
+        // A taken TVE is refused before anything is allocated (install checks again, locked).
+        let taken = (config.pe < MAX_PES && config.window <= 1)
+            && !self.slots[tvt_index(config.pe, config.window)].is_empty();
+        if taken {
+            return Err(Error::Busy);
+        }
+        let prepared = self.prepare_window(config, owner)?;
+        self.install_window(prepared).map_err(|(error, prepared)| {
+            self.discard_window(prepared);
+            error
+        })
+    }
+
+    /// Builds a window without touching the PHB: checks the configuration and allocates the
+    /// top level and the window record. Nothing is visible until [`TceService::install_window`]
+    /// (which refuses a taken TVE), so a window can be prepared for a TVE that is still in use
+    /// and is about to be removed.
+    pub fn prepare_window(
+        &self,
+        config: WindowConfig,
+        owner: u32,
+    ) -> Result<PreparedWindow, Error> {
         if config.pe >= MAX_PES || config.window > 1 {
             return Err(Error::BadConfig);
         }
         let geometry =
             TableGeometry::for_window(config.window_size, config.page_shift, config.levels)?;
-        let index = tvt_index(config.pe, config.window);
-        let _setup = self.setup.lock();
-        if !self.slots[index].is_empty() {
-            return Err(Error::Busy);
-        }
         let table = TceTable::new(self.frames, geometry)?;
-        self.table_bytes
-            .fetch_add(geometry.level_bytes() as u64, Ordering::Relaxed);
         let tve = Tve {
             table_pa: table.root(),
             levels: geometry.levels,
             level_bytes_log2: geometry.level_bytes().trailing_zeros(),
             page_shift: geometry.page_shift,
         };
-        let window = Box::new(DmaWindow {
-            pe: config.pe,
-            window: config.window,
-            bus_start: if config.window == 1 { WINDOW1_BASE } else { 0 },
-            bus_size: config.window_size,
-            owner,
-            table,
-        });
-        write_tve(self.io, index, tve.encode());
+        Ok(PreparedWindow {
+            window: Box::new(DmaWindow {
+                pe: config.pe,
+                window: config.window,
+                bus_start: if config.window == 1 { WINDOW1_BASE } else { 0 },
+                bus_size: config.window_size,
+                owner,
+                table,
+            }),
+            tve: tve.encode(),
+            index: tvt_index(config.pe, config.window),
+        })
+    }
+
+    /// Installs a prepared window: programs the TVE, kills the PE's cached TCEs, then
+    /// publishes it. Returns its TVT index, or the window back when its TVE is taken.
+    pub fn install_window(
+        &self,
+        prepared: PreparedWindow,
+    ) -> Result<usize, (Error, PreparedWindow)> {
+        let _setup = self.setup.lock();
+        let index = prepared.index;
+        if !self.slots[index].is_empty() {
+            return Err((Error::Busy, prepared));
+        }
+        let pe = prepared.window.pe;
+        let root_bytes = prepared.window.table.geometry().level_bytes() as u64;
+        write_tve(self.io, index, prepared.tve);
         // Nothing of this PE may stay cached from an earlier table at this TVE.
-        self.kill_whole_pe(config.pe);
-        self.slots[index].publish(window).map_err(|_| Error::Busy)?;
+        self.kill_whole_pe(pe);
+        // Unreachable: the slot is empty and only changes under `setup`, which we hold. Should
+        // it ever fail, the TVE must not keep pointing at a table about to be freed.
+        if let Err(window) = self.slots[index].publish(prepared.window) {
+            write_tve(self.io, index, 0);
+            self.kill_whole_pe(pe);
+            return Err((
+                Error::Busy,
+                PreparedWindow {
+                    window,
+                    tve: prepared.tve,
+                    index,
+                },
+            ));
+        }
+        self.table_bytes.fetch_add(root_bytes, Ordering::Relaxed);
         Ok(index)
+    }
+
+    /// Frees a prepared window that was never installed.
+    pub fn discard_window(&self, prepared: PreparedWindow) {
+        let window = *prepared.window;
+        window.table.destroy(self.frames);
+    }
+
+    /// The lowest free window (0 or 1) of PE `pe`, if any.
+    pub fn free_window_of(&self, pe: u16) -> Option<u8> {
+        if pe >= MAX_PES {
+            return None;
+        }
+        (0..2u8).find(|&w| self.slots[tvt_index(pe, w)].is_empty())
+    }
+
+    /// How many windows PE `pe` has (0..=2).
+    pub fn windows_of(&self, pe: u16) -> usize {
+        if pe >= MAX_PES {
+            return 0;
+        }
+        (0..2u8)
+            .filter(|&w| !self.slots[tvt_index(pe, w)].is_empty())
+            .count()
     }
 
     /// Removes the window at TVT `index`: unpublishes it and waits for calls inside it to
     /// finish, disables the TVE, kills the PE's cached TCEs, then releases every page the
     /// table still mapped (dirty where writable) and frees every level. Returns the number of
-    /// entries released.
+    /// entries released. Allocates nothing.
     pub fn remove_window(&self, pages: &PageAccounting, index: usize) -> Result<usize, Error> {
         let _setup = self.setup.lock();
         let window = self
@@ -235,18 +328,17 @@ impl<'a> TceService<'a> {
             .ok_or(Error::NoWindow)?;
         write_tve(self.io, index, 0);
         self.kill_whole_pe(window.pe);
+        // No CPU (retire waited) and no device (TVE off, killed) can reach the table now.
         let mut released = 0;
-        let mut mapped: Vec<u64> = Vec::new();
-        window
-            .table
-            .for_each_valid(&mut |entry, _| mapped.push(entry));
-        for entry in mapped {
-            let old = window.table.clear(entry);
+        let page = window.page_size();
+        let table = &window.table;
+        table.for_each_valid(&mut |entry, _| {
+            let old = table.clear(entry);
             if old.is_valid() {
-                pages.unpin(old.addr(), window.page_size(), old.writable());
+                pages.unpin(old.addr(), page, old.writable());
                 released += 1;
             }
-        }
+        });
         let window = *window;
         let freed = window.table.destroy(self.frames);
         self.table_bytes.fetch_sub(freed as u64, Ordering::Relaxed);
@@ -268,13 +360,16 @@ impl<'a> TceService<'a> {
     }
 
     /// Applies `new` to the run of entries starting at bus address `first` of `window`,
-    /// following the protocol: allocate → pin → exchange → sync + kill + load back → release.
+    /// following the protocol: reserve levels → pin → install levels → exchange → sync + kill
+    /// + load back → release.
     ///
     /// The caller has validated everything (ownership, range, and that every mapped TCE is a
-    /// page-aligned host address inside the caller's RAM). An `Err` means nothing changed
-    /// (no entry, no pin; levels allocated for the call may remain, invisible and reused).
-    /// Lock-free; allocates only missing levels, before any exchange; the old values live on
-    /// the stack (4 KiB for a 512-entry batch).
+    /// page-aligned host address inside the caller's RAM). An `Err` means nothing changed:
+    /// no entry, no pin, no level, no allocator usage (the failures, out of memory and a pin
+    /// count at its maximum, are all found before the first installed level or exchanged
+    /// entry). Lock-free; allocates only blocks for missing levels, before any exchange; the
+    /// old values live on the stack (8 KiB for a 512-entry batch, 256 bytes for a short one:
+    /// a single H_PUT_TCE must not pay for zeroing 512 entries).
     pub fn update(
         &self,
         pages: &PageAccounting,
@@ -290,44 +385,80 @@ impl<'a> TceService<'a> {
             return Err(Error::BatchTooLarge);
         }
         window.check_run(first, count)?;
+        if count <= KILL_ONE_THRESHOLD {
+            self.update_batch::<KILL_ONE_THRESHOLD>(pages, window, first, new)
+        } else {
+            self.update_batch::<MAX_BATCH>(pages, window, first, new)
+        }
+    }
+
+    /// [`TceService::update`] for a checked run of at most `N` entries.
+    fn update_batch<const N: usize>(
+        &self,
+        pages: &PageAccounting,
+        window: &DmaWindow,
+        first: u64,
+        new: NewTces<'_>,
+    ) -> Result<Updated, Error> {
+        let count = new.len();
+        if count > N {
+            return Err(Error::BatchTooLarge);
+        }
         let page = window.page_size();
         let geometry = window.table.geometry();
         let bus = |i: usize| first + ((i as u64) << geometry.page_shift);
+        let index = |i: usize| geometry.index_of(bus(i));
+        let mapped = |i: &usize| new.at(*i).is_valid();
 
-        // Levels, before anything is exchanged.
-        for i in 0..count {
-            if new.at(i).is_valid() {
-                let installed = window
-                    .table
-                    .prepare(self.frames, geometry.index_of(bus(i)))?;
-                self.table_bytes
-                    .fetch_add(installed as u64, Ordering::Relaxed);
-            }
-        }
+        // Blocks for every missing level, all or nothing (a clear never needs a level).
+        let mut reserve = window
+            .table
+            .reserve_levels(self.frames, &mut (0..count).filter(mapped).map(index))?;
         // Pins, before the device can reach the new pages.
         for i in 0..count {
             let tce = new.at(i);
             if tce.is_valid() {
                 if let Err(error) = pages.pin(tce.addr(), page) {
-                    for j in (0..i).filter(|&j| new.at(j).is_valid()) {
-                        pages.unpin(new.at(j).addr(), page, false);
-                    }
+                    Self::unpin_new(pages, page, &new, i);
+                    reserve.release(self.frames);
                     return Err(error);
                 }
             }
         }
+        // Levels, from the reserve: nothing can run out any more.
+        let mut last_leaf = None;
+        for i in (0..count).filter(mapped) {
+            let leaf = geometry.leaf_block(index(i));
+            if last_leaf == Some(leaf) {
+                continue;
+            }
+            last_leaf = Some(leaf);
+            match window.table.install_levels(index(i), &mut reserve) {
+                Ok(installed) => {
+                    self.table_bytes
+                        .fetch_add(installed as u64, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    // Only a miscounted reserve or a corrupt table gets here (a bug).
+                    Self::unpin_new(pages, page, &new, count);
+                    reserve.release(self.frames);
+                    return Err(error);
+                }
+            }
+        }
+        reserve.release(self.frames);
         // Exchange: each old value goes to exactly one CPU, this one.
-        let mut old = [Tce::NONE; MAX_BATCH];
-        let mut written = [Tce::NONE; MAX_BATCH];
+        let mut old = [Tce::NONE; N];
+        let mut written = [Tce::NONE; N];
         for i in 0..count {
             let tce = new.at(i);
-            match window.table.exchange(geometry.index_of(bus(i)), tce) {
+            match window.table.exchange(index(i), tce) {
                 Ok(previous) => {
                     old[i] = previous;
                     written[i] = tce;
                 }
-                // Unreachable after `prepare` (levels live as long as the window); if it ever
-                // happens the entry is untouched, so its new pin must go.
+                // Unreachable after the install (levels live as long as the window); if it
+                // ever happens the entry is untouched, so its new pin must go.
                 Err(_) => pages.unpin(tce.addr(), page, false),
             }
         }
@@ -349,6 +480,13 @@ impl<'a> TceService<'a> {
             }
         }
         Ok(outcome)
+    }
+
+    /// Drops the pins taken for the mapped entries among the first `upto` of `new`.
+    fn unpin_new(pages: &PageAccounting, page: u64, new: &NewTces<'_>, upto: usize) {
+        for j in (0..upto).filter(|&j| new.at(j).is_valid()) {
+            pages.unpin(new.at(j).addr(), page, false);
+        }
     }
 
     /// `sync`, then the kill stores for the entries that changed, then a load back from the

@@ -14,6 +14,12 @@
 //! race frees its own block, so a level is never installed twice (the Linux fix for the EEH
 //! errors described in the reference). Levels are freed only by [`TceTable::destroy`], which
 //! the window code calls once no CPU can reach the table any more.
+//!
+//! All or nothing: a batch first sets aside a block for every level it is missing
+//! ([`TceTable::reserve_levels`]), and installs them ([`TceTable::install_levels`]) only once
+//! nothing else can fail. An installed level cannot be taken back (another CPU may already be
+//! walking through it), so this order is what lets a call that runs out of memory leave the
+//! table exactly as it found it.
 
 use super::ram::WordBlock;
 use super::tce::{Tce, TCE_READ, TCE_WRITE};
@@ -30,6 +36,10 @@ pub const MAX_LEVELS: u32 = 5;
 /// IOMMU page sizes this firmware offers (log2): 4 KiB, 64 KiB, 16 MiB, as
 /// skiboot's `ibm,supported-tce-sizes` minus 256 MiB.
 pub const PAGE_SHIFTS: [u32; 3] = [12, 16, 24];
+/// Most blocks one batch can need: a run of at most 512 consecutive entries, with levels of at
+/// least 512 entries, crosses at most one block boundary at each depth below the top, so it
+/// touches at most two blocks per lower level.
+pub const RESERVE_MAX: usize = 2 * (MAX_LEVELS as usize - 1);
 
 /// The shape of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,11 +102,99 @@ impl TableGeometry {
         }
     }
 
+    /// Which leaf level holds `index` (entries with the same value share every level).
+    pub const fn leaf_block(&self, index: u64) -> u64 {
+        self.block_at(index, self.levels - 1)
+    }
+
+    /// Which block at `depth` (0 = top) the walk of `index` goes through.
+    const fn block_at(&self, index: u64, depth: u32) -> u64 {
+        let shift = self.level_shift * (self.levels - depth);
+        if shift >= 64 {
+            0
+        } else {
+            index >> shift
+        }
+    }
+
     /// The digit of `index` that selects the entry in the level at `depth` (0 = top).
     const fn digit(&self, index: u64, depth: u32) -> usize {
         let shift = self.level_shift * (self.levels - 1 - depth);
         let digit = if shift >= 64 { 0 } else { index >> shift };
         (digit & (self.level_entries() as u64 - 1)) as usize
+    }
+}
+
+/// Zeroed blocks set aside for the missing levels of one batch ([`TceTable::reserve_levels`]).
+/// Whatever is not installed goes back with [`LevelReserve::release`].
+#[derive(Debug)]
+#[must_use = "unused blocks must be released"]
+pub struct LevelReserve {
+    blocks: [PhysAddr; RESERVE_MAX],
+    len: usize,
+    block_bytes: usize,
+}
+
+impl LevelReserve {
+    /// Blocks still held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no block is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn take(&mut self) -> Option<PhysAddr> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.blocks[self.len])
+    }
+
+    fn put_back(&mut self, block: PhysAddr) {
+        // A block comes back only after `take` made room for it.
+        if let Some(slot) = self.blocks.get_mut(self.len) {
+            *slot = block;
+            self.len += 1;
+        }
+    }
+
+    /// Returns every block still held to `frames`.
+    pub fn release(mut self, frames: &dyn FrameAllocator) {
+        while let Some(block) = self.take() {
+            frames.free(block, self.block_bytes);
+        }
+    }
+}
+
+/// Where the blocks of missing levels come from, and where a block that lost the install race
+/// goes.
+trait BlockSource {
+    fn get(&mut self) -> Result<PhysAddr, Error>;
+    fn lost(&mut self, block: PhysAddr);
+}
+
+impl BlockSource for LevelReserve {
+    fn get(&mut self) -> Result<PhysAddr, Error> {
+        // Only a reserve that was counted too small runs dry: a bug, reported, never a panic.
+        self.take().ok_or(Error::LevelMissing)
+    }
+    fn lost(&mut self, block: PhysAddr) {
+        self.put_back(block);
+    }
+}
+
+struct FromAllocator<'f> {
+    frames: &'f dyn FrameAllocator,
+    bytes: usize,
+}
+
+impl BlockSource for FromAllocator<'_> {
+    fn get(&mut self) -> Result<PhysAddr, Error> {
+        self.frames.alloc(self.bytes).ok_or(Error::NoMemory)
+    }
+    fn lost(&mut self, block: PhysAddr) {
+        self.frames.free(block, self.bytes);
     }
 }
 
@@ -152,8 +250,93 @@ impl TceTable {
     /// this call installed (0 when they all existed).
     ///
     /// Each missing level is installed with one compare-and-swap; a CPU that loses the race
-    /// frees its block and follows the winner's, so no level is ever installed twice.
+    /// frees its block and follows the winner's, so no level is ever installed twice. If the
+    /// allocator runs dry half way, the levels installed so far stay (use
+    /// [`TceTable::reserve_levels`] for all or nothing).
     pub fn prepare(&self, frames: &dyn FrameAllocator, index: u64) -> Result<usize, Error> {
+        let mut source = FromAllocator {
+            frames,
+            bytes: self.geometry.level_bytes(),
+        };
+        self.install_path(index, &mut source)
+    }
+
+    /// The first depth (1 = just below the top) whose level is missing on the walk of
+    /// `index`, or `None` when the walk reaches the leaf.
+    fn missing_depth(&self, index: u64) -> Option<u32> {
+        let mut level = self.root;
+        for depth in 0..self.geometry.levels - 1 {
+            let next = self
+                .level(level)
+                .word(self.geometry.digit(index, depth))
+                .map_or(Tce::NONE, |w| Tce::from_be(w.load(Ordering::Acquire)));
+            if !next.is_valid() {
+                return Some(depth + 1);
+            }
+            level = next.addr();
+        }
+        None
+    }
+
+    /// Sets aside one zeroed block for every level missing on the walks of `indexes` (the
+    /// table indexes of one batch, at most [`crate::iommu::MAX_BATCH`] consecutive ones), all
+    /// or nothing: on `Err(NoMemory)` nothing is held and the table is untouched.
+    ///
+    /// The count is an upper bound under concurrency (another CPU may install a level first);
+    /// the surplus goes back with [`LevelReserve::release`].
+    pub fn reserve_levels(
+        &self,
+        frames: &dyn FrameAllocator,
+        indexes: &mut dyn Iterator<Item = u64>,
+    ) -> Result<LevelReserve, Error> {
+        let geometry = self.geometry;
+        let mut reserve = LevelReserve {
+            blocks: [0; RESERVE_MAX],
+            len: 0,
+            block_bytes: geometry.level_bytes(),
+        };
+        let mut needed: [(u32, u64); RESERVE_MAX] = [(0, 0); RESERVE_MAX];
+        let mut count = 0;
+        let mut last_leaf = None;
+        for index in indexes {
+            // Indexes with the same leaf share the whole walk: check each leaf once.
+            let leaf = geometry.leaf_block(index);
+            if last_leaf == Some(leaf) {
+                continue;
+            }
+            last_leaf = Some(leaf);
+            let Some(first) = self.missing_depth(index) else {
+                continue;
+            };
+            for depth in first..geometry.levels {
+                let block = (depth, geometry.block_at(index, depth));
+                if needed[..count].contains(&block) {
+                    continue;
+                }
+                // More than RESERVE_MAX blocks means the indexes were not one short run.
+                *needed.get_mut(count).ok_or(Error::BatchTooLarge)? = block;
+                count += 1;
+            }
+        }
+        for _ in 0..count {
+            match frames.alloc(reserve.block_bytes) {
+                Some(block) => reserve.put_back(block),
+                None => {
+                    reserve.release(frames);
+                    return Err(Error::NoMemory);
+                }
+            }
+        }
+        Ok(reserve)
+    }
+
+    /// Installs the levels missing on the walk of `index` with blocks from `reserve`. Returns
+    /// the bytes installed. A block that loses the compare-and-swap goes back to the reserve.
+    pub fn install_levels(&self, index: u64, reserve: &mut LevelReserve) -> Result<usize, Error> {
+        self.install_path(index, reserve)
+    }
+
+    fn install_path(&self, index: u64, source: &mut dyn BlockSource) -> Result<usize, Error> {
         let mut installed = 0;
         let mut level = self.root;
         for depth in 0..self.geometry.levels - 1 {
@@ -163,9 +346,7 @@ impl TceTable {
                 .ok_or(Error::Corrupt)?;
             let mut next = Tce::from_be(word.load(Ordering::Acquire));
             if !next.is_valid() {
-                let block = frames
-                    .alloc(self.geometry.level_bytes())
-                    .ok_or(Error::NoMemory)?;
+                let block = source.get()?;
                 let pointer = Tce::from_raw(block | TCE_READ | TCE_WRITE);
                 // Release publishes the zeroed block; Acquire on failure sees the winner's.
                 match word.compare_exchange(0, pointer.to_be(), Ordering::AcqRel, Ordering::Acquire)
@@ -175,7 +356,7 @@ impl TceTable {
                         next = pointer;
                     }
                     Err(current) => {
-                        frames.free(block, self.geometry.level_bytes());
+                        source.lost(block);
                         next = Tce::from_be(current);
                         if !next.is_valid() {
                             return Err(Error::Corrupt);
@@ -284,12 +465,26 @@ impl TceTable {
 
     /// Frees every level. The caller guarantees no CPU and no device can reach the table any
     /// more (TVE cleared and killed, no hypercall inside the window). Returns the bytes freed.
+    /// Allocates nothing (children are freed before their parent), so removing a window never
+    /// needs heap.
     pub fn destroy(self, frames: &dyn FrameAllocator) -> usize {
-        let mut levels: alloc::vec::Vec<PhysAddr> = alloc::vec::Vec::new();
-        self.for_each_level(&mut |pa| levels.push(pa));
-        for &pa in &levels {
-            frames.free(pa, self.geometry.level_bytes());
+        self.free_level(frames, self.root, 0)
+    }
+
+    fn free_level(&self, frames: &dyn FrameAllocator, level: PhysAddr, depth: u32) -> usize {
+        let mut freed = 0;
+        if depth + 1 < self.geometry.levels {
+            for digit in 0..self.geometry.level_entries() {
+                let Some(word) = self.level(level).word(digit) else {
+                    continue;
+                };
+                let next = Tce::from_be(word.load(Ordering::Acquire));
+                if next.is_valid() {
+                    freed += self.free_level(frames, next.addr(), depth + 1);
+                }
+            }
         }
-        levels.len() * self.geometry.level_bytes()
+        frames.free(level, self.geometry.level_bytes());
+        freed + self.geometry.level_bytes()
     }
 }

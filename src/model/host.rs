@@ -1,5 +1,6 @@
-//! The model's unsafe leaf: host memory standing in for physical memory, and the device-side
-//! accesses the model makes to it (DMA data, TCE and RTT fetches).
+//! The model's unsafe leaf: host memory standing in for physical memory, the device-side
+//! accesses the model makes to it (DMA data, TCE and RTT fetches), and a counting global
+//! allocator so host tests can read the heap's usage the way the firmware reads its own.
 //!
 //! On the host a "physical address" is the address of a real host allocation (see
 //! [`crate::mm::phys`]). [`Arena`] makes such allocations, naturally aligned like real RAM
@@ -7,8 +8,8 @@
 //! broken table can make it fault, never make it scribble over the test process.
 
 use crate::mm::{phys, PhysAddr};
-use alloc::alloc::{alloc_zeroed, dealloc, Layout};
-use core::sync::atomic::Ordering;
+use alloc::alloc::{alloc_zeroed, dealloc, GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// A zeroed host allocation used as a range of physical memory.
 pub struct Arena {
@@ -119,5 +120,85 @@ impl DeviceMemory {
         // SAFETY: inside memory (checked); no Rust reference covers it (contract of `new`).
         unsafe { phys::write_bytes(pa, src) };
         true
+    }
+}
+
+/// A global allocator that forwards to `A` and counts the bytes it has handed out (requested
+/// sizes, so the count is exact). A host test or benchmark installs it with
+/// `#[global_allocator]` and compares [`CountingAlloc::used`] before and after, which is how it
+/// proves that window create/remove and rejected hypercalls leave the heap where it was (the
+/// firmware reads its own heap's counters instead). The count is process-wide: read it where
+/// no other thread allocates.
+pub struct CountingAlloc<A> {
+    inner: A,
+    used: AtomicU64,
+    allocations: AtomicU64,
+}
+
+impl<A> CountingAlloc<A> {
+    /// Counts the allocations made through `inner`.
+    pub const fn new(inner: A) -> Self {
+        CountingAlloc {
+            inner,
+            used: AtomicU64::new(0),
+            allocations: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes handed out and not yet returned.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Allocations ever made.
+    pub fn allocations(&self) -> u64 {
+        self.allocations.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, bytes: usize) {
+        self.used.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.allocations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sub(&self, bytes: usize) {
+        self.used.fetch_sub(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every request goes to `inner` unchanged and its answer comes back unchanged; the
+// wrapper only adds counters, so `inner`'s guarantees are this allocator's.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout (the caller upholds `alloc`'s contract).
+        let block = unsafe { self.inner.alloc(layout) };
+        if !block.is_null() {
+            self.add(layout.size());
+        }
+        block
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let block = unsafe { self.inner.alloc_zeroed(layout) };
+        if !block.is_null() {
+            self.add(layout.size());
+        }
+        block
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, hence from `inner`, with `layout`.
+        unsafe { self.inner.dealloc(ptr, layout) };
+        self.sub(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` came from `inner` with `layout`; the caller upholds `realloc`'s rules.
+        let block = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        if !block.is_null() {
+            self.add(new_size);
+            self.sub(layout.size());
+        }
+        block
     }
 }

@@ -3,16 +3,20 @@
 //! late kill observable, which QEMU cannot (it caches nothing and ignores kills).
 //!
 //! - [`phb3`]: the PHB model (registers, TVT, RTT, TCE cache, DMA engine, pin watch);
-//! - [`host`]: host memory as physical memory (the model's unsafe leaf);
-//! - [`rig`]: wiring for tests.
+//! - [`host`]: host memory as physical memory, and a counting allocator (the model's unsafe
+//!   leaf);
+//! - [`rig`]: wiring for tests;
+//! - [`fuzz`]: a hostile caller that throws random hypercalls at a rig and proves that every
+//!   rejected call changed nothing (shared by `benches/fuzz_hcall.rs` and `tests/hcall_fuzz.rs`).
 //!
 //! Resources: QEMU hw/pci-host/pnv_phb3.c; skiboot include/phb3-regs.h; Linux
 //! arch/powerpc/platforms/powernv/pci-ioda.c (kill encodings); DESIGN.md "The PHB3 model".
 
+pub mod fuzz;
 pub mod host;
 pub mod phb3;
 pub mod rig;
 
-pub use host::{Arena, DeviceMemory};
+pub use host::{Arena, CountingAlloc, DeviceMemory};
 pub use phb3::{DmaFault, ModelStats, Phb3Model, StaleReach};
 pub use rig::Rig;

@@ -369,6 +369,11 @@ impl<'p> Phb3Model<'p> {
                 .tces
                 .retain(|&(p, shift, page), _| p != pe || addr >> shift != page);
         }
+        if state.tces.is_empty() {
+            // An emptied BTreeMap keeps its root node; a fresh one holds no heap, so a test
+            // that compares heap usage sees the model's cache take back everything it took.
+            state.tces = BTreeMap::new();
+        }
     }
 
     /// The pin watch, run now: the device may be using any cached TCE at this instant; every

@@ -7,7 +7,7 @@
 
 use super::host::{Arena, DeviceMemory};
 use super::phb3::{Phb3Model, RTT_BAR_ENABLE};
-use crate::hcall::Hypervisor;
+use crate::hcall::{AllocatorUsage, AuditReport, Hypervisor};
 use crate::iommu::ram::Ram;
 use crate::iommu::PageAccounting;
 use crate::mm::frame::{BuddyAllocator, MAX_ORDER};
@@ -95,5 +95,23 @@ impl Rig {
     /// Bytes the frame allocator has handed out beyond the RTT (i.e. TCE table levels).
     pub fn table_bytes_in_use(&self) -> u64 {
         self.frames.stats().used_bytes - RTT_BYTES as u64
+    }
+
+    /// The frame allocator's reading for the audit, and `heap` when the caller counts it.
+    pub fn usage(&self, heap: Option<u64>) -> AllocatorUsage {
+        AllocatorUsage {
+            frame_bytes: self.frames.stats().used_bytes,
+            heap_bytes: heap,
+        }
+    }
+
+    /// The audit of `hv`, with the frame allocator checked too: every byte it has handed out
+    /// is a table level or the RTT.
+    pub fn audit(&self, hv: &Hypervisor<'_>) -> AuditReport {
+        let others = AllocatorUsage {
+            frame_bytes: RTT_BYTES as u64,
+            heap_bytes: None,
+        };
+        hv.audit_with_usage(self.usage(None), others)
     }
 }
