@@ -18,7 +18,9 @@ use crate::arch::ppc64::smp;
 use crate::firmware::hv::{self, guest_write};
 use crate::firmware::pci::PciHost;
 use crate::hcall::codes::{
-    H_GET_TCE, H_P4, H_PARAMETER, H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE, H_SUCCESS,
+    H_GET_TCE, H_P2, H_P4, H_PARAMETER, H_PUT_TCE, H_PUT_TCE_INDIRECT, H_RESOURCE, H_STUFF_TCE,
+    H_SUCCESS, H_TCEFW_CREATE_PE_DMA_WINDOW, H_TCEFW_QUERY_PE_DMA_WINDOW,
+    H_TCEFW_REMOVE_PE_DMA_WINDOW, H_TCEFW_RESET_PE_DMA_WINDOWS,
 };
 use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
@@ -41,6 +43,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "window_create_remove_100_cycles",
         run: window_cycles,
+    },
+    Test {
+        name: "window_hypercalls_query_create_remove_reset",
+        run: window_hypercalls,
     },
     Test {
         name: "all_cpus_hammer_hypercalls",
@@ -259,6 +265,121 @@ fn window_cycles(platform: &Platform) -> Result<(), String> {
     if b.hv.pages().total_pins() != 0 {
         return Err(String::from("pins left after removing every window"));
     }
+    Ok(())
+}
+
+/// The partition manages its own DMA windows through the firmware-private hypercalls on a
+/// PE it was granted: query, create a 64K-page window (it lands at bus 2^59, since the
+/// default window holds TVE 0), DMA through it, remove it (unmapping what it still maps),
+/// reset, and be refused on a PE it was not granted.
+fn window_hypercalls(platform: &Platform) -> Result<(), String> {
+    let b = bulk(platform)?;
+    let phb = b.edu_host.number;
+    let handle =
+        b.hv.grant_pe(b.me, phb, b.edu_pe)
+            .map_err(|e| format!("grant_pe: {e:?}"))?;
+    hv::enter_partition(b.me);
+    let result = window_hypercalls_as_partition(b, handle);
+    hv::leave_partition();
+    let revoked = b.hv.revoke_pe(phb, b.edu_pe);
+    result?;
+    revoked
+        .map(|_| ())
+        .map_err(|e| format!("revoke_pe: {e:?}"))?;
+    if b.hv.pages().total_pins() != 0 {
+        return Err(String::from("pins left after the PE was revoked"));
+    }
+    Ok(())
+}
+
+fn window_hypercalls_as_partition(b: &Bulk, handle: u64) -> Result<(), String> {
+    let query = hcall(H_TCEFW_QUERY_PE_DMA_WINDOW, [handle, 0, 0, 0]);
+    expect("QUERY", status(query), H_SUCCESS)?;
+    if query[1] != 1 || query[3] & 0x2 == 0 {
+        return Err(format!(
+            "QUERY: {} windows free, page sizes {:#x}",
+            query[1], query[3]
+        ));
+    }
+    expect(
+        "CREATE with 8K pages",
+        status(hcall(H_TCEFW_CREATE_PE_DMA_WINDOW, [handle, 13, 30, 2])),
+        H_P2,
+    )?;
+    let create = hcall(H_TCEFW_CREATE_PE_DMA_WINDOW, [handle, 16, 30, 2]);
+    expect("CREATE 64K pages, 1 GiB", status(create), H_SUCCESS)?;
+    let (liobn, start) = (create[1], create[2]);
+    if start != 1 << 59 || create[3] != 1 << 30 {
+        return Err(format!(
+            "CREATE gave start {start:#x} size {:#x}",
+            create[3]
+        ));
+    }
+    expect(
+        "CREATE a third window",
+        status(hcall(H_TCEFW_CREATE_PE_DMA_WINDOW, [handle, 12, 30, 1])),
+        H_RESOURCE,
+    )?;
+    // DMA through the new window: device writes land in the 64K page mapped.
+    let bar0 = edu_bar0(b.edu_host)?;
+    let edu = Edu::new(&bar0).map_err(|e| format!("{e:?}"))?;
+    let source = 2 << 20;
+    let target = 3 << 20;
+    let pattern: Vec<u8> = (0..PATTERN_BYTES as u8)
+        .map(|i| i.wrapping_mul(7) | 0x80)
+        .collect();
+    guest_write(b.me, source, &pattern)?;
+    guest_write(b.me, target, &[0u8; PATTERN_BYTES])?;
+    let page = 1u64 << 16;
+    expect(
+        "map source",
+        status(hcall(H_PUT_TCE, [liobn, start, source | 1, 0])),
+        H_SUCCESS,
+    )?;
+    expect(
+        "map target",
+        status(hcall(H_PUT_TCE, [liobn, start + page, target | 3, 0])),
+        H_SUCCESS,
+    )?;
+    edu_dma(&edu, DmaDirection::RamToBuffer, start, PATTERN_BYTES)?;
+    edu_dma(&edu, DmaDirection::BufferToRam, start + page, PATTERN_BYTES)?;
+    if read(b.me, target)? != pattern {
+        return Err(String::from("DMA through the created window did not land"));
+    }
+    // Remove with two mappings left: they are unmapped (after the kill) and reported.
+    let removed = hcall(H_TCEFW_REMOVE_PE_DMA_WINDOW, [liobn, 0, 0, 0]);
+    expect("REMOVE", status(removed), H_SUCCESS)?;
+    if removed[1] != 2 {
+        return Err(format!(
+            "REMOVE reports {} mappings unmapped, expected 2",
+            removed[1]
+        ));
+    }
+    expect(
+        "PUT on the removed window",
+        status(hcall(H_PUT_TCE, [liobn, start, source | 1, 0])),
+        H_PARAMETER,
+    )?;
+    let reset = hcall(H_TCEFW_RESET_PE_DMA_WINDOWS, [handle, 0, 0, 0]);
+    expect("RESET", status(reset), H_SUCCESS)?;
+    let default = reset[1];
+    expect(
+        "map in the default window",
+        status(hcall(H_PUT_TCE, [default, 0, source | 3, 0])),
+        H_SUCCESS,
+    )?;
+    // A PE nobody granted (the root port's) is refused.
+    let foreign = handle ^ u64::from(b.edu_pe) ^ 250;
+    expect(
+        "QUERY a PE not granted",
+        status(hcall(H_TCEFW_QUERY_PE_DMA_WINDOW, [foreign, 0, 0, 0])),
+        H_PARAMETER,
+    )?;
+    expect(
+        "CREATE on a PE not granted",
+        status(hcall(H_TCEFW_CREATE_PE_DMA_WINDOW, [foreign, 12, 30, 1])),
+        H_PARAMETER,
+    )?;
     Ok(())
 }
 
