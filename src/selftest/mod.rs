@@ -24,27 +24,32 @@ pub struct Test {
 
 /// Runs every test and prints the summary line. Returns true when all passed.
 pub fn run_all(platform: &Platform) -> bool {
+    let suites: [(&str, &[Test]); 4] = [
+        ("boot", boot_tests::TESTS),
+        ("pci", pci_tests::TESTS),
+        ("tce", tce_tests::TESTS),
+        ("bulk", bulk_tests::TESTS),
+    ];
     let mut passed = 0;
     let mut failed = 0;
-    for test in boot_tests::TESTS
-        .iter()
-        .chain(pci_tests::TESTS)
-        .chain(tce_tests::TESTS)
-        .chain(bulk_tests::TESTS)
-    {
-        // Every test ends with the hypervisor's audit: a test that leaves a pin without a
-        // TCE, a TCE into firmware memory or a leaked table fails even if its own checks
-        // passed.
-        match (test.run)(platform).and_then(|()| audit()) {
-            Ok(()) => {
-                passed += 1;
-                crate::println!("PASS {}", test.name);
-            }
-            Err(reason) => {
-                failed += 1;
-                crate::println!("FAIL {}: {reason}", test.name);
+    for (suite, tests) in suites {
+        for test in tests {
+            // Every test ends with the hypervisor's audit: a test that leaves a pin without a
+            // TCE, a TCE into firmware memory or a leaked table fails even if its own checks
+            // passed.
+            match (test.run)(platform).and_then(|()| audit()) {
+                Ok(()) => {
+                    passed += 1;
+                    crate::println!("PASS {}", test.name);
+                }
+                Err(reason) => {
+                    failed += 1;
+                    crate::println!("FAIL {}: {reason}", test.name);
+                }
             }
         }
+        // The timestamp says how long each tier takes (edu's DMAs take 100 ms each).
+        crate::log!(Notice, "TEST", "{suite} tests done");
     }
     crate::println!("{passed} passed, {failed} failed");
     failed == 0 && passed > 0
