@@ -31,6 +31,10 @@ pub const TESTS: &[Test] = &[
         name: "rtt_gives_devices_their_own_pes",
         run: rtt_gives_devices_their_own_pes,
     },
+    Test {
+        name: "failed_xscom_is_reported_not_fatal",
+        run: failed_xscom_is_reported,
+    },
 ];
 
 const E1000E_VENDOR: u16 = 0x8086;
@@ -143,4 +147,42 @@ fn rtt_gives_devices_their_own_pes(_: &Platform) -> Result<(), String> {
         return Err(String::from("two functions share a PE"));
     }
     Ok(())
+}
+
+/// An XSCOM access to a PCB address nothing answers sets HMER[XSCOM_FAIL] (QEMU models this
+/// as real chips do): it must come back as a typed error, and a PBCQ bring-up that meets one
+/// must stop with an error naming the register, with nothing enabled and no panic.
+fn failed_xscom_is_reported(platform: &Platform) -> Result<(), String> {
+    use crate::arch::ppc64::xscom::ChipXscom;
+    use crate::phb3::pbcq::{bring_up, BarPlan, PbcqError, PbcqXscom};
+    use crate::platform::xscom::{Xscom, XscomError};
+    let chip = platform.machine.chips.first().ok_or("no chip")?;
+    // SAFETY: the base comes from the chip's xscom node.
+    let xscom = unsafe { ChipXscom::new(chip.xscom.base) };
+    let nowhere = 0x0dea_d000;
+    match xscom.read(nowhere) {
+        Err(XscomError::Failed { pcb, .. }) if pcb == nowhere => {}
+        other => return Err(format!("read of pcb {nowhere:#x} gave {other:?}")),
+    }
+    match xscom.write(nowhere, 1) {
+        Err(XscomError::Failed { .. }) => {}
+        other => return Err(format!("write of pcb {nowhere:#x} gave {other:?}")),
+    }
+    let bogus = PbcqXscom {
+        nest: nowhere,
+        pci: nowhere + 0x100,
+        spci: nowhere + 0x200,
+    };
+    match bring_up(&xscom, &bogus, &BarPlan::KeepPreset, &[]) {
+        Err(PbcqError::Xscom { register, .. }) => {
+            crate::log!(
+                Notice,
+                "TEST",
+                "bring-up on a bogus PBCQ stopped: {}",
+                register.name()
+            );
+            Ok(())
+        }
+        other => Err(format!("bring-up on a bogus PBCQ gave {other:?}")),
+    }
 }
