@@ -1,5 +1,7 @@
-//! The tcefw firmware image: a thin binary over the library. The entry points live in
-//! `boot/` (assembly, pulled in by `tcefw::arch`) and `tcefw::platform::boot`.
+//! The tcefw firmware image: a thin binary over the library. On powerpc64le the entry points
+//! live in `boot/` (assembly, pulled in by `tcefw::arch`) and `tcefw::platform::boot`. Built
+//! for the host (plain `cargo run`), it hands over to qemu-run.sh, which builds the firmware
+//! target and boots it under QEMU.
 #![cfg_attr(target_arch = "powerpc64", no_std)]
 #![cfg_attr(target_arch = "powerpc64", no_main)]
 
@@ -18,5 +20,15 @@ static ENTRY: unsafe extern "C" fn() = {
 
 #[cfg(not(target_arch = "powerpc64"))]
 fn main() {
-    eprintln!("tcefw is POWER8 firmware: build it for powerpc64le-unknown-linux-gnu (plain `cargo build`).");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/qemu-run.sh");
+    let status = std::process::Command::new(script)
+        .args(std::env::args_os().skip(1))
+        .status();
+    match status {
+        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Err(error) => {
+            eprintln!("tcefw: cannot run {script}: {error}");
+            std::process::exit(2);
+        }
+    }
 }
