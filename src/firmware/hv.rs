@@ -44,9 +44,12 @@ pub fn setup(
         return Err(String::from("no partition pool: too little RAM"));
     }
     let ram_top = platform.machine.ram_top();
-    // SAFETY: [0, ram_top) is the machine's RAM as the device tree describes it; it stays
-    // mapped (the MMU is off) and the accounting only reads it through atomics and copies.
-    let ram = unsafe { Ram::new(0, ram_top) };
+    // Only partition memory can ever be behind a TCE, so only the pool is accounted: the
+    // records stay small whatever the machine's RAM, and a TCE into firmware memory fails
+    // the accounting's own range check as well as the firmware-range check.
+    // SAFETY: the pool is RAM set aside at boot for partitions; it stays mapped (the MMU is
+    // off) and the accounting only reads it through atomics and copies.
+    let ram = unsafe { Ram::new(pool_start, pool_end - pool_start) };
     let pages = PageAccounting::new(ram).map_err(|e| format!("page accounting: {e:?}"))?;
     let pages = PAGES.call_once(|| pages);
     let firmware = [
