@@ -65,6 +65,9 @@ const PARTITION_BYTES: u64 = 16 << 20;
 /// first 48 MiB).
 const POOL_OFFSET: u64 = 48 << 20;
 const PATTERN_BYTES: usize = 128;
+/// Random hostile hypercalls made through `sc 1` (each rejected one is checked to change
+/// nothing at all every 64 calls and after every INDIRECT).
+const HOSTILE_CALLS: u64 = 20_000;
 
 struct Bulk {
     hv: &'static Hypervisor<'static>,
@@ -555,7 +558,7 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
         };
         let before = snapshot(b, liobn);
         let mut rejected = 0u64;
-        for n in 0..3000u64 {
+        for n in 0..HOSTILE_CALLS {
             let pick = |r: u64| interesting[(r % interesting.len() as u64) as usize];
             let (r1, r2, r3, r4) = (next(), next(), next(), next());
             let target_liobn = match r1 % 4 {
