@@ -7,7 +7,6 @@
 //! hw/pci-host/pnv_phb3.c.
 
 use crate::arch::ppc64::mmio::{MmioRegs, MmioWindow};
-use crate::arch::ppc64::xscom::ChipXscom;
 use crate::mm::PhysAddr;
 use crate::pci::enumerate::{enumerate, EnumOptions, MemWindow, PciFunction, Topology};
 use crate::phb3::pbcq::{self, BarPlan};
@@ -73,7 +72,7 @@ pub fn bring_up_all(platform: &Platform) -> &'static [PciHost] {
         let mut hosts = Vec::new();
         let mut next_pe = 0u16;
         for site in found {
-            match bring_up(&site, hosts.len(), &ram, next_pe) {
+            match bring_up(platform, &site, hosts.len(), &ram, next_pe) {
                 Ok(host) => {
                     next_pe = host
                         .topology
@@ -95,6 +94,7 @@ pub fn bring_up_all(platform: &Platform) -> &'static [PciHost] {
 }
 
 fn bring_up(
+    platform: &Platform,
     site: &PhbSite,
     number: usize,
     ram: &[Range<PhysAddr>],
@@ -102,8 +102,9 @@ fn bring_up(
 ) -> Result<PciHost, String> {
     let (regs_base, m32, usable_m32) = match &site.access {
         PhbAccess::Pbcq { xscom_base, bases } => {
-            // SAFETY: the XSCOM base comes from the chip's xscom node.
-            let xscom = unsafe { ChipXscom::new(*xscom_base) };
+            let xscom = platform
+                .xscom_at(*xscom_base)
+                .ok_or_else(|| format!("no chip has its XSCOM at {xscom_base:#x}"))?;
             let windows = pbcq::bring_up(&xscom, bases, &BarPlan::KeepPreset, ram)
                 .map_err(|e| format!("PBCQ: {e}"))?;
             let m32 = M32Window::inside_mmio1(windows.mmio1).map_err(|e| format!("{e}"))?;

@@ -299,6 +299,16 @@ fn install_vectors_at_zero() {
 }
 
 impl Platform {
+    /// The XSCOM window at `base`, if the device tree names a chip whose XSCOM is there.
+    pub fn xscom_at(&self, base: u64) -> Option<ChipXscom> {
+        self.machine
+            .chips
+            .iter()
+            .any(|chip| chip.xscom.base == base)
+            // SAFETY: `base` is a chip's XSCOM base as the device tree gives it.
+            .then(|| unsafe { ChipXscom::new(base) })
+    }
+
     /// Releases every other hardware thread the device tree lists, each with its own stack
     /// and per-CPU area, and returns how many came online.
     pub fn start_secondaries(&self) -> usize {

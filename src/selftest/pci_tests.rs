@@ -153,12 +153,10 @@ fn rtt_gives_devices_their_own_pes(_: &Platform) -> Result<(), String> {
 /// as real chips do): it must come back as a typed error, and a PBCQ bring-up that meets one
 /// must stop with an error naming the register, with nothing enabled and no panic.
 fn failed_xscom_is_reported(platform: &Platform) -> Result<(), String> {
-    use crate::arch::ppc64::xscom::ChipXscom;
     use crate::phb3::pbcq::{bring_up, BarPlan, PbcqError, PbcqXscom};
     use crate::platform::xscom::{Xscom, XscomError};
     let chip = platform.machine.chips.first().ok_or("no chip")?;
-    // SAFETY: the base comes from the chip's xscom node.
-    let xscom = unsafe { ChipXscom::new(chip.xscom.base) };
+    let xscom = platform.xscom_at(chip.xscom.base).ok_or("no XSCOM")?;
     let nowhere = 0x0dea_d000;
     match xscom.read(nowhere) {
         Err(XscomError::Failed { pcb, .. }) if pcb == nowhere => {}
