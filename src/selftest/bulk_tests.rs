@@ -581,7 +581,9 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
                     let list = match r3 % 4 {
                         0 => pick(r4) | 0x8,
                         1 => ((end - PAGE / 2) & !0xFFF) | ((r4 % 8) * 8 + 8),
-                        2 => end + (r4 % 16) * PAGE,
+                        // Past the partition, or the last page of RAM (firmware memory).
+                        2 if r4 % 2 == 0 => end + (r4 % 16) * PAGE,
+                        2 => ram_top - PAGE,
                         _ => {
                             // A good list whose last entry points past the partition: the
                             // earlier, valid entries must not be applied either.
