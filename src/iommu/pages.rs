@@ -45,7 +45,9 @@ impl PageAccounting {
         let count = usize::try_from(bytes >> FRAME_SHIFT).map_err(|_| Error::BadConfig)?;
         let mut frames = Vec::new();
         // Too much RAM for the heap is an error to report, not an allocation failure to die of.
-        frames.try_reserve_exact(count).map_err(|_| Error::NoMemory)?;
+        frames
+            .try_reserve_exact(count)
+            .map_err(|_| Error::NoMemory)?;
         frames.resize_with(count, || AtomicU32::new(0));
         Ok(PageAccounting {
             ram,
