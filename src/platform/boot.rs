@@ -327,8 +327,10 @@ impl Platform {
             })
             .filter(|&pir| pir != me)
             .collect();
-        let one_second = self.machine.timebase_hz().unwrap_or(512_000_000);
-        smp::release_secondaries(self.opal.as_ref(), &others, others.len(), one_second)
+        // Generous: under TCG on a loaded host a thread can take a while to be scheduled, and
+        // the wait ends as soon as every thread has checked in.
+        let five_seconds = 5 * self.machine.timebase_hz().unwrap_or(512_000_000);
+        smp::release_secondaries(self.opal.as_ref(), &others, others.len(), five_seconds)
     }
 
     /// Ends the run: prints the verdict line qemu-run.sh looks for and powers off.
