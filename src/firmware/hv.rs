@@ -16,7 +16,7 @@ use crate::hcall::partition::Partition;
 use crate::iommu::pages::PageAccounting;
 use crate::iommu::ram::Ram;
 use crate::mm::PhysAddr;
-use crate::platform::boot::{Platform, FRAMES};
+use crate::platform::boot::{Platform, TABLE_BLOCKS};
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::Ordering;
@@ -57,8 +57,12 @@ pub fn setup(
         (pool_end, ram_top.saturating_sub(pool_end)),
     ];
     let mut hv = Hypervisor::new(pages, &firmware);
+    // Lower TCE levels of 4 KiB (4K pages, 512 entries a level) are the common case; 64 KiB
+    // levels serve large windows. The cache refills itself from freed levels.
+    TABLE_BLOCKS.prefill(4096, 128);
+    TABLE_BLOCKS.prefill(64 << 10, 8);
     for host in hosts {
-        hv.add_phb(host.regs, &FRAMES)
+        hv.add_phb(host.regs, &TABLE_BLOCKS)
             .map_err(|e| format!("PHB {}: {e:?}", host.number))?;
     }
     let hv = HYPERVISOR.call_once(|| hv);

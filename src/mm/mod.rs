@@ -4,6 +4,7 @@
 //! The firmware runs with the MMU off, so a physical address is also the pointer the CPU
 //! uses. Host tests keep that identity by handing out addresses of real host allocations.
 
+pub mod block_cache;
 pub mod frame;
 pub mod heap;
 pub mod phys;

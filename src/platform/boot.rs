@@ -14,7 +14,9 @@ use super::fault::TextSymbols;
 use super::lpc::{LpcBus, LpcUart, IB700_ARM_PORT, IB700_TIMEOUT_NOW};
 use crate::arch::ppc64::{cpu, opal::Opal, opal::OpalConsole, percpu, smp, xscom::ChipXscom};
 use crate::console::{self, Sink};
-use crate::mm::{frame::BuddyAllocator, heap::TwoRegionHeap, phys, PhysAddr};
+use crate::mm::{
+    block_cache::BlockCache, frame::BuddyAllocator, heap::TwoRegionHeap, phys, PhysAddr,
+};
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use spin::Once;
@@ -98,6 +100,9 @@ static EARLY_ARENA: EarlyArena = EarlyArena(UnsafeCell::new([0; EARLY_HEAP_BYTES
 pub static HEAP: TwoRegionHeap = TwoRegionHeap::new();
 /// The frame allocator for hardware tables.
 pub static FRAMES: BuddyAllocator = BuddyAllocator::new();
+/// TCE table levels come through this lock-free cache in front of [`FRAMES`], so that a
+/// hypercall that needs a new level takes no lock while the cache has blocks.
+pub static TABLE_BLOCKS: BlockCache<'static> = BlockCache::new(&FRAMES, 256);
 static PLATFORM: Once<Platform> = Once::new();
 static OPAL_CONSOLE: Once<OpalConsole> = Once::new();
 static UART: Once<UartConsole> = Once::new();
