@@ -211,37 +211,13 @@ impl FrameAllocator for BlockCache<'_> {
 mod tests {
     use super::*;
     use crate::mm::frame::BuddyAllocator;
-    use std::alloc::{alloc, dealloc, Layout};
+    use crate::mm::test_arena::Arena;
     use std::sync::Arc;
     use std::vec::Vec;
 
-    struct Arena {
-        base: *mut u8,
-        layout: Layout,
-    }
-    // SAFETY: the arena is plain memory handed to allocators that synchronise themselves.
-    unsafe impl Send for Arena {}
-    // SAFETY: as above.
-    unsafe impl Sync for Arena {}
-    impl Arena {
-        fn new(size: usize) -> Self {
-            let layout = Layout::from_size_align(size, 1 << 24).unwrap();
-            // SAFETY: non-zero size.
-            let base = unsafe { alloc(layout) };
-            assert!(!base.is_null());
-            Arena { base, layout }
-        }
-    }
-    impl Drop for Arena {
-        fn drop(&mut self) {
-            // SAFETY: allocated in `new` with this layout.
-            unsafe { dealloc(self.base, self.layout) }
-        }
-    }
-
     fn buddy(arena: &Arena, bytes: u64) -> &'static BuddyAllocator {
         let frames: &'static BuddyAllocator = Box::leak(Box::new(BuddyAllocator::new()));
-        let base = arena.base as u64;
+        let base = arena.base();
         // SAFETY: the arena is ours and unused.
         unsafe { frames.add_range(base, base + bytes) };
         frames

@@ -174,33 +174,13 @@ impl FrameAllocator for BuddyAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::alloc::{alloc, dealloc, Layout};
-
-    struct Arena {
-        base: *mut u8,
-        layout: Layout,
-    }
-    impl Arena {
-        fn new(size: usize) -> Self {
-            let layout = Layout::from_size_align(size, 1 << MAX_ORDER).unwrap();
-            // SAFETY: the layout has a non-zero size.
-            let base = unsafe { alloc(layout) };
-            assert!(!base.is_null());
-            Arena { base, layout }
-        }
-    }
-    impl Drop for Arena {
-        fn drop(&mut self) {
-            // SAFETY: allocated in `new` with this layout.
-            unsafe { dealloc(self.base, self.layout) }
-        }
-    }
+    use crate::mm::test_arena::Arena;
 
     #[test]
     fn blocks_are_aligned_zeroed_and_merge_back() {
         let arena = Arena::new(32 << 20);
         let frames = BuddyAllocator::new();
-        let base = arena.base as u64;
+        let base = arena.base();
         // SAFETY: the arena is ours and unused.
         let added = unsafe { frames.add_range(base + 4096, base + (32 << 20)) };
         assert_eq!(added, (32 << 20) - 4096);
@@ -231,7 +211,7 @@ mod tests {
     fn bad_sizes_and_exhaustion_are_refused() {
         let arena = Arena::new(1 << MAX_ORDER);
         let frames = BuddyAllocator::new();
-        let base = arena.base as u64;
+        let base = arena.base();
         // SAFETY: the arena is ours and unused.
         unsafe { frames.add_range(base, base + (64 << 10)) };
         assert_eq!(frames.alloc(3000), None);

@@ -8,6 +8,8 @@ pub mod block_cache;
 pub mod frame;
 pub mod heap;
 pub mod phys;
+#[cfg(test)]
+mod test_arena;
 
 /// A real (physical) address as the CPU and the PHB see it.
 pub type PhysAddr = u64;
