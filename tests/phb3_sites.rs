@@ -60,3 +60,68 @@ fn skiboot_tree_gives_three_pciex_sites() {
         assert_eq!(*opal_phbid, Some(i as u64));
     }
 }
+
+use tcefw::platform::devtree::{MemRange, Opal, Pbcq, PciSpace, PciWindow, Pciex};
+
+fn pciex_with(window: Option<PciWindow>) -> Pciex {
+    Pciex {
+        regs: MemRange {
+            base: 0x3fffe40000000,
+            size: 0x1000,
+        },
+        windows: window.into_iter().collect(),
+        ..Pciex::default()
+    }
+}
+
+#[test]
+fn unusable_phb_nodes_are_reported_and_skipped() {
+    // Payload mode: one PHB without a 32-bit range, one whose M32 does not start at PCI
+    // 0x8000_0000, one whose CPU base is not aligned to the window, and one good one.
+    let good = PciWindow {
+        space: PciSpace::Mem32,
+        prefetchable: false,
+        pci_address: 0x8000_0000,
+        cpu_address: 0x3ff8000000000,
+        size: 0x7fff_0000,
+    };
+    let machine = Machine {
+        opal: Some(Opal::default()),
+        pciex: vec![
+            pciex_with(None),
+            pciex_with(Some(PciWindow {
+                pci_address: 0x4000_0000,
+                ..good
+            })),
+            pciex_with(Some(PciWindow {
+                cpu_address: 0x3ff8000001000,
+                ..good
+            })),
+            pciex_with(Some(good)),
+        ],
+        ..Machine::default()
+    };
+    let (found, problems) = sites(&machine);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems[0].why.contains("no 32-bit memory range"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].why.contains("unexpected M32 range"),
+        "{problems:?}"
+    );
+
+    // Bare mode: a PBCQ whose chip has no xscom node is reported, not guessed at.
+    let machine = Machine {
+        pbcqs: vec![Pbcq {
+            chip_id: 7,
+            ..Pbcq::default()
+        }],
+        ..Machine::default()
+    };
+    let (found, problems) = sites(&machine);
+    assert!(found.is_empty());
+    assert!(problems[0].why.contains("no xscom node"), "{problems:?}");
+}
