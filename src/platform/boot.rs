@@ -83,7 +83,7 @@ static SYMBOL_TABLE: [u8; SYMBOL_TABLE_BYTES] = [0; SYMBOL_TABLE_BYTES];
 const EARLY_HEAP_BYTES: usize = 2 << 20;
 const MAIN_HEAP_BYTES: u64 = 64 << 20;
 /// RAM kept apart for partitions, so that firmware memory and partition memory never mix.
-const PARTITION_POOL_BYTES: u64 = 64 << 20;
+const PARTITION_POOL_BYTES: u64 = 128 << 20;
 /// The first 64 KiB hold the live low block (vectors, park loop) in both modes.
 const LOW_RESERVED: PhysAddr = 0x1_0000;
 /// skiboot loads the payload file from here; our segment starts 64 KiB in.

@@ -62,8 +62,8 @@ const PAGE: u64 = 4096;
 const BATCH: u64 = 512;
 const PARTITION_BYTES: u64 = 16 << 20;
 /// Where the partition of these tests lives in the partition pool (the TCE tests use the
-/// first 48 MiB).
-const POOL_OFFSET: u64 = 48 << 20;
+/// first 80 MiB).
+const POOL_OFFSET: u64 = 80 << 20;
 const PATTERN_BYTES: usize = 128;
 /// Random hostile hypercalls made through `sc 1` (each rejected one is checked to change
 /// nothing at all every 64 calls and after every INDIRECT).

@@ -1,7 +1,7 @@
 //! In-image tests of the TCE hypercalls through a real `sc 1`, proven by edu's DMA through
 //! the PHB3's translation: map, remap (exchange: old page released and dirty), read-only and
 //! cleared TCEs, RAM-to-device reads, H_GET_TCE, and hostile arguments, on several window
-//! shapes (4K and 64K pages, 1 and 2 levels, window 0 and window 1 at bus address 1<<59).
+//! shapes (4K, 64K and 16M pages, 1 and 2 levels, window 0 and window 1 at bus address 1<<59).
 //!
 //! QEMU neither caches TCEs nor reports a refused DMA to edu: every check compares memory.
 //! Resources: LoPAR 14.5.4.2 (H_PUT_TCE, H_GET_TCE); QEMU hw/pci-host/pnv_phb3.c
@@ -43,6 +43,10 @@ pub const TESTS: &[Test] = &[
         run: tce_4k_1level_window1,
     },
     Test {
+        name: "tce_16m_1level_window0",
+        run: tce_16m_1level_window0,
+    },
+    Test {
         name: "hostile_tce_arguments_change_nothing",
         run: hostile_arguments,
     },
@@ -54,7 +58,8 @@ pub const TESTS: &[Test] = &[
 
 /// How much of each page the tests write and compare (edu's buffer is 4 KiB).
 const PATTERN_BYTES: usize = 256;
-const PARTITION_BYTES: u64 = 32 << 20;
+/// Big enough for four 16 MiB IOMMU pages.
+const PARTITION_BYTES: u64 = 64 << 20;
 const OTHER_PARTITION_BYTES: u64 = 16 << 20;
 
 struct Context {
@@ -187,7 +192,11 @@ fn run_scenario(
     let page = 1u64 << page_shift;
     let bus_base = if window == 1 { 1u64 << 59 } else { 0 };
     // Guest pages, aligned to the IOMMU page: A and B take device writes, C feeds reads.
-    let (a, b, c) = (4 * page, 6 * page, 8 * page);
+    let (a, b, c) = if page >= 16 << 20 {
+        (page, 2 * page, 3 * page)
+    } else {
+        (4 * page, 6 * page, 8 * page)
+    };
     let x = bus_base + 3 * page;
     let y = bus_base + 5 * page;
     let host = |gra: u64| {
@@ -287,6 +296,10 @@ fn tce_4k_2level_window0(platform: &Platform) -> Result<(), String> {
 
 fn tce_4k_1level_window1(platform: &Platform) -> Result<(), String> {
     dma_scenario(platform, 12, 1, 1)
+}
+
+fn tce_16m_1level_window0(platform: &Platform) -> Result<(), String> {
+    dma_scenario(platform, 24, 1, 0)
 }
 
 /// Bad LIOBN, bad ioba and bad TCE each get H_PARAMETER and leave the table, the pins, the
