@@ -53,7 +53,10 @@
 	.set TF_HDSISR, 376
 	.set TF_VECTOR, 384
 	.set TF_MSR, 392
-	.set TF_SIZE, 400		/* a multiple of 16 */
+	.set TF_FPSCR, 400
+	.set TF_VSCR, 416		/* 16 bytes, 16-aligned (stvx) */
+	.set TF_VSR, 432		/* 64 x 16 bytes: FPRs, VRs and the rest of VSX */
+	.set TF_SIZE, 1456		/* a multiple of 16 */
 
 	/* Load a link-time address (the image is linked below 2 GiB, see linker.ld). */
 	.macro LOAD_ADDR reg, sym
@@ -95,4 +98,34 @@
 	mtspr	SPRN_SRR0, %r12
 	mtspr	SPRN_SRR1, %r11
 	rfid
+	.endm
+
+	/* Save / restore the whole FP, VMX and VSX state (VSR0..63, FPSCR, VSCR) in the trap
+	 * frame at r1: PAPR has a hypercall preserve every register outside its volatile GPR
+	 * set, and the Rust handler may use any of them. The argument is a scratch GPR. The FP and
+	 * vector units must be on. */
+	.macro SAVE_FP_VECTOR ptr
+	addi	\ptr, %r1, TF_VSR
+	.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+	stxvd2x	\n, 0, \ptr
+	addi	\ptr, \ptr, 16
+	.endr
+	mffs	0
+	stfd	0, TF_FPSCR(%r1)
+	mfvscr	0
+	addi	\ptr, %r1, TF_VSCR
+	stvx	0, 0, \ptr
+	.endm
+
+	.macro RESTORE_FP_VECTOR ptr
+	addi	\ptr, %r1, TF_VSCR
+	lvx	0, 0, \ptr
+	mtvscr	0
+	lfd	0, TF_FPSCR(%r1)
+	mtfsf	0xff, 0
+	addi	\ptr, %r1, TF_VSR
+	.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+	lxvd2x	\n, 0, \ptr
+	addi	\ptr, \ptr, 16
+	.endr
 	.endm

@@ -153,6 +153,7 @@ exception_entry:
 	oris	%r10, %r10, MSR_VEC_VSX_HI
 	mtmsrd	%r10
 	isync
+	SAVE_FP_VECTOR %r3
 	addi	%r3, %r1, 0
 	LOAD_ADDR %r12, tcefw_exception
 	mtctr	%r12
@@ -160,6 +161,7 @@ exception_entry:
 	/* Returns with %r3 = 1 to leave by hrfid (HSRR0/1), 0 for rfid (SRR0/1). The handler may
 	 * have changed the frame (hcall results, a skipped instruction). cr0 holds that choice
 	 * until the final branch, so CR itself is restored last. */
+	RESTORE_FP_VECTOR %r11
 	mr	%r11, %r1
 	ld	%r10, TF_MSR(%r11)
 	mtmsrd	%r10				/* FP/vector units back off */
@@ -264,6 +266,54 @@ opal_return:
 	addi	%r1, %r1, 64
 	ld	%r12, 8(%r1)
 	mtcr	%r12
+	ld	%r0, 16(%r1)
+	mtlr	%r0
+	blr
+
+/*
+ * u64 vector_hypercall_probe(u64 opcode, const u128 in[64], u128 out[64])
+ * For the in-image test of PAPR register preservation: loads VSR0..63 from `in`, makes
+ * `sc 1` with r3 = opcode and zero arguments, stores VSR0..63 to `out`, and returns r3.
+ * Keeps the ELFv2 non-volatile FPRs (f14..f31) and VRs (v20..v31) it overwrites.
+ */
+	.globl vector_hypercall_probe
+vector_hypercall_probe:
+	mflr	%r0
+	std	%r0, 16(%r1)
+	stdu	%r1, -512(%r1)
+	std	%r5, 496(%r1)
+	.irp n, 14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	stfd	\n, (32 + (\n - 14) * 8)(%r1)
+	.endr
+	addi	%r6, %r1, 192
+	.irp n, 20,21,22,23,24,25,26,27,28,29,30,31
+	stvx	\n, 0, %r6
+	addi	%r6, %r6, 16
+	.endr
+	mr	%r6, %r4
+	.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+	lxvd2x	\n, 0, %r6
+	addi	%r6, %r6, 16
+	.endr
+	li	%r4, 0
+	li	%r5, 0
+	li	%r6, 0
+	li	%r7, 0
+	sc	1
+	ld	%r6, 496(%r1)
+	.irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63
+	stxvd2x	\n, 0, %r6
+	addi	%r6, %r6, 16
+	.endr
+	addi	%r6, %r1, 192
+	.irp n, 20,21,22,23,24,25,26,27,28,29,30,31
+	lvx	\n, 0, %r6
+	addi	%r6, %r6, 16
+	.endr
+	.irp n, 14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	lfd	\n, (32 + (\n - 14) * 8)(%r1)
+	.endr
+	addi	%r1, %r1, 512
 	ld	%r0, 16(%r1)
 	mtlr	%r0
 	blr

@@ -10,7 +10,7 @@ use core::fmt::{self, Write};
 /// The state saved on entry to every interrupt. The layout is shared with boot/defs.S
 /// (`TF_*` offsets): change both together.
 #[repr(C)]
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TrapFrame {
     /// ELFv2 stack frame header (back chain, CR save, LR save, TOC save).
     pub abi_header: [u64; 4],
@@ -44,6 +44,41 @@ pub struct TrapFrame {
     pub vector: u64,
     /// The handler's own MSR on entry.
     pub msr: u64,
+    /// FPSCR of the interrupted context.
+    pub fpscr: u64,
+    /// Keeps `vscr` 16-byte aligned, as `stvx` needs.
+    pub pad: u64,
+    /// VSCR of the interrupted context (in the low word of the 16 bytes `stvx` stores).
+    pub vscr: [u64; 2],
+    /// VSR0..63 of the interrupted context (FPRs are VSR0..31's high halves, VRs VSR32..63).
+    pub vsr: [[u64; 2]; 64],
+}
+
+impl Default for TrapFrame {
+    fn default() -> Self {
+        Self {
+            abi_header: [0; 4],
+            gpr: [0; 32],
+            ctr: 0,
+            lr: 0,
+            cr: 0,
+            xer: 0,
+            srr0: 0,
+            srr1: 0,
+            hsrr0: 0,
+            hsrr1: 0,
+            dar: 0,
+            dsisr: 0,
+            hdar: 0,
+            hdsisr: 0,
+            vector: 0,
+            msr: 0,
+            fpscr: 0,
+            pad: 0,
+            vscr: [0; 2],
+            vsr: [[0; 2]; 64],
+        }
+    }
 }
 
 /// Name of an interrupt vector.
@@ -259,12 +294,12 @@ mod tests {
         frame.skip_instruction();
         assert_eq!(frame.hsrr0, 0x104);
         assert!(!uses_hsrr(0xc00));
-        assert_eq!(
-            core::mem::size_of::<TrapFrame>(),
-            400,
-            "must match TF_SIZE in boot/defs.S"
-        );
+        // Must match the TF_* offsets in boot/defs.S.
+        assert_eq!(core::mem::size_of::<TrapFrame>(), 1456);
         assert_eq!(core::mem::offset_of!(TrapFrame, vector), 384);
         assert_eq!(core::mem::offset_of!(TrapFrame, srr0), 320);
+        assert_eq!(core::mem::offset_of!(TrapFrame, fpscr), 400);
+        assert_eq!(core::mem::offset_of!(TrapFrame, vscr), 416);
+        assert_eq!(core::mem::offset_of!(TrapFrame, vsr), 432);
     }
 }

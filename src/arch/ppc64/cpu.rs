@@ -196,3 +196,19 @@ pub fn start_instruction_counter() {
 pub fn instructions_completed() -> u32 {
     mfspr::<SPR_PMC5>() as u32
 }
+
+extern "C" {
+    fn vector_hypercall_probe(opcode: u64, input: *const [u64; 2], output: *mut [u64; 2]) -> u64;
+}
+
+/// Loads VSR0..63 from `input`, makes `sc 1` with `opcode` (arguments 0), and returns the
+/// status with VSR0..63 as they came back (for the register-preservation test).
+pub fn hypercall_with_vector_state(
+    opcode: u64,
+    input: &[[u64; 2]; 64],
+    output: &mut [[u64; 2]; 64],
+) -> u64 {
+    // SAFETY: the probe (boot/entry.S) reads 64 x 16 bytes from `input`, writes as many to
+    // `output`, and keeps every register the ELFv2 ABI says a call must keep.
+    unsafe { vector_hypercall_probe(opcode, input.as_ptr(), output.as_mut_ptr()) }
+}
