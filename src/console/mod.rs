@@ -82,7 +82,7 @@ pub fn set_sink(sink: &'static dyn Sink) {
     sink.write_bytes(&console.early.bytes[..early_len]);
     if console.early.dropped != 0 {
         let dropped = console.early.dropped;
-        let _ = writeln!(console, "[console: {dropped} early bytes were dropped]");
+        let _ = writeln!(console, "\n[console: {dropped} early bytes were dropped]");
     }
     console.early.len = 0;
     console.early.dropped = 0;
@@ -184,6 +184,42 @@ macro_rules! log {
 mod tests {
     use super::*;
     use std::string::String;
+    use std::vec::Vec;
+
+    struct Recorder(spin::Mutex<Vec<u8>>);
+    impl Sink for Recorder {
+        fn write_bytes(&self, bytes: &[u8]) {
+            self.0.lock().extend_from_slice(bytes);
+        }
+    }
+
+    /// The only test that touches the global console: output before the sink exists is kept
+    /// and flushed first, log lines carry their prefix, and an overflow is reported.
+    #[test]
+    fn early_output_is_kept_and_flushed_in_order() {
+        crate::print!("before the sink; ");
+        let filler = [b'x'; 1000];
+        let filler = core::str::from_utf8(&filler).unwrap();
+        for _ in 0..9 {
+            crate::print!("{filler}");
+        }
+        static RECORDER: Recorder = Recorder(spin::Mutex::new(Vec::new()));
+        set_sink(&RECORDER);
+        crate::log!(Notice, "TEST", "after {}", 42);
+        let text = String::from_utf8(RECORDER.0.lock().clone()).unwrap();
+        assert!(text.starts_with("before the sink; xxx"), "{}", &text[..40]);
+        assert!(
+            text.contains("early bytes were dropped]"),
+            "overflow not reported"
+        );
+        assert!(
+            text.ends_with(",5] TEST: after 42\n"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        // Everything up to the buffer's size was kept, in order, before the notice.
+        assert_eq!(text.find("\n[console: "), Some(EARLY_BUFFER_BYTES));
+    }
 
     #[test]
     fn prefix_matches_skiboot_format() {
