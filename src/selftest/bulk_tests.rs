@@ -576,7 +576,7 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
                 2 => r1,
                 _ => liobn + 2,
             };
-            let (opcode, args) = match r2 % 4 {
+            let (opcode, args) = match r2 % 5 {
                 // PUT with an entry, address or permission that cannot be right.
                 0 => (H_PUT_TCE, [target_liobn, pick(r3) | 0x10, pick(r4) | 3, 0]),
                 // STUFF with a count over 512, or a range past the window.
@@ -608,14 +608,37 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
                     )
                 }
                 // GET of something that is not there.
-                _ => (H_GET_TCE, [target_liobn, pick(r3) | 0x100, 0, 0]),
+                3 => (H_GET_TCE, [target_liobn, pick(r3) | 0x100, 0, 0]),
+                // Window management on PE handles this partition was never granted (or
+                // garbage), and removal of LIOBNs it does not own.
+                _ => {
+                    let handle = match r3 % 3 {
+                        0 => 0x4000_0000 | (r4 % 0x10000),
+                        1 => pick(r4),
+                        _ => r4,
+                    };
+                    let opcode = H_TCEFW_QUERY_PE_DMA_WINDOW + 4 * (r3 >> 8) % 16;
+                    let opcode = opcode - opcode % 4;
+                    // Our own window may not be removed here: it is the state under test.
+                    let foreign = if target_liobn == liobn {
+                        liobn ^ 1
+                    } else {
+                        target_liobn
+                    };
+                    let first = if opcode == H_TCEFW_REMOVE_PE_DMA_WINDOW {
+                        foreign
+                    } else {
+                        handle
+                    };
+                    (opcode, [first, 12 + r4 % 20, r3 % 64, r4 % 7])
+                }
             };
             let out = hcall(opcode, args);
             let got = status(out);
             if got == H_SUCCESS {
                 return Err(format!("call {n}: {opcode:#x} {args:x?} was accepted"));
             }
-            if got != H_PARAMETER && got != H_P4 {
+            if got != H_PARAMETER && !(H_P4..=H_P2).contains(&got) {
                 return Err(format!("call {n}: {opcode:#x} {args:x?} gave status {got}"));
             }
             rejected += 1;
