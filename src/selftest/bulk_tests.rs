@@ -617,8 +617,8 @@ fn hostile_random(platform: &Platform) -> Result<(), String> {
                         1 => pick(r4),
                         _ => r4,
                     };
-                    let opcode = H_TCEFW_QUERY_PE_DMA_WINDOW + 4 * (r3 >> 8) % 16;
-                    let opcode = opcode - opcode % 4;
+                    // QUERY, CREATE, REMOVE or RESET (0xF200, 0xF204, 0xF208, 0xF20C).
+                    let opcode = H_TCEFW_QUERY_PE_DMA_WINDOW + 4 * ((r3 >> 8) % 4);
                     // Our own window may not be removed here: it is the state under test.
                     let foreign = if target_liobn == liobn {
                         liobn ^ 1
