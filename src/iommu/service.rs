@@ -22,7 +22,7 @@ use super::pages::PageAccounting;
 use super::slot::{Slot, SlotRef};
 use super::table::{TableGeometry, TceTable};
 use super::tce::Tce;
-use super::tve::{tvt_index, write_tve, Tve, TVT_ENTRIES};
+use super::tve::{tvt_index, Tve, TVT_ENTRIES};
 use super::Error;
 use crate::mm::FrameAllocator;
 use crate::phb3::regio::RegIo;
@@ -257,6 +257,21 @@ impl<'a> TceService<'a> {
         })
     }
 
+    /// Writes TVT entry `index` through the PHB3 code's IODA access (one home for the
+    /// IODA_ADDR/IODA_DATA0 sequence; it refuses an index past the TVT rather than wrapping
+    /// onto another PE's entry).
+    fn set_tve(&self, index: usize, value: u64) -> Result<(), crate::phb3::Phb3Error> {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        crate::phb3::write_tve(self.io, index, value)
+    }
+
+    /// Turns TVT entry `index` off. `index` names an existing slot, so it is below
+    /// `TVT_ENTRIES` (= the PHB3's 512 TVEs) and the write cannot be refused.
+    fn clear_tve(&self, index: usize) {
+        let cleared = self.set_tve(index, 0);
+        debug_assert!(cleared.is_ok(), "slot index {index} outside the TVT");
+    }
+
     /// Installs a prepared window: programs the TVE, kills the PE's cached TCEs, then
     /// publishes it. Returns its TVT index, or the window back when its TVE is taken.
     pub fn install_window(
@@ -270,13 +285,15 @@ impl<'a> TceService<'a> {
         }
         let pe = prepared.window.pe;
         let root_bytes = prepared.window.table.geometry().level_bytes() as u64;
-        write_tve(self.io, index, prepared.tve);
+        if self.set_tve(index, prepared.tve).is_err() {
+            return Err((Error::BadConfig, prepared));
+        }
         // Nothing of this PE may stay cached from an earlier table at this TVE.
         self.kill_whole_pe(pe);
         // Unreachable: the slot is empty and only changes under `setup`, which we hold. Should
         // it ever fail, the TVE must not keep pointing at a table about to be freed.
         if let Err(window) = self.slots[index].publish(prepared.window) {
-            write_tve(self.io, index, 0);
+            self.clear_tve(index);
             self.kill_whole_pe(pe);
             return Err((
                 Error::Busy,
@@ -326,7 +343,7 @@ impl<'a> TceService<'a> {
             .get(index)
             .and_then(Slot::retire)
             .ok_or(Error::NoWindow)?;
-        write_tve(self.io, index, 0);
+        self.clear_tve(index);
         self.kill_whole_pe(window.pe);
         // No CPU (retire waited) and no device (TVE off, killed) can reach the table now.
         let mut released = 0;

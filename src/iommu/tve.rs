@@ -9,14 +9,10 @@
 //! Resources: skiboot include/phb3-regs.h (IODA2_TVT_*), hw/phb3.c `phb3_map_pe_dma_window`
 //! and `phb3_ioda_sel`; Linux platforms/powernv/pci-ioda.c `pnv_pci_ioda2_set_window`; QEMU
 //! hw/pci-host/pnv_phb3.c `pnv_phb3_translate_tve` (the decode the hardware does).
-//! The PHB3 bring-up code will offer its own `write_tve`; [`write_tve`] is the IOMMU's copy
-//! until the two are merged.
+//! TVEs reach the hardware through `phb3::write_tve` (IODA_ADDR/IODA_DATA0).
 
 use crate::mm::PhysAddr;
-use crate::phb3::regio::RegIo;
-use crate::phb3::regs::{
-    ioda2_table, ppc_bitmask, PHB_IODA_ADDR, PHB_IODA_AD_TADR, PHB_IODA_AD_TSEL, PHB_IODA_DATA0,
-};
+use crate::phb3::regs::ppc_bitmask;
 
 /// TABLE_ADDR: IBM bits 0..47, the table address in 4 KiB units.
 pub const TVE_TABLE_ADDR: u64 = ppc_bitmask(0, 47);
@@ -27,7 +23,7 @@ pub const TVE_TCE_TABLE_SIZE: u64 = ppc_bitmask(51, 55);
 /// IO_PSIZE: IBM bits 59..63, log2(IOMMU page size) - 11; 0 disables translation.
 pub const TVE_IO_PSIZE: u64 = ppc_bitmask(59, 63);
 /// Entries in the TVT: two windows for each of the 256 PEs.
-pub const TVT_ENTRIES: usize = 512;
+pub const TVT_ENTRIES: usize = crate::phb3::regs::ioda2_entries::TVT as usize;
 
 const fn shift_of(mask: u64) -> u32 {
     mask.trailing_zeros()
@@ -78,17 +74,6 @@ impl Tve {
 /// The TVT index of a PE's window: PE * 2 + window (window 1 is selected by DMA address bit 59).
 pub const fn tvt_index(pe: u16, window: u8) -> usize {
     pe as usize * 2 + (window & 1) as usize
-}
-
-/// Writes `value` into TVT entry `index` through IODA_ADDR/IODA_DATA0 (no auto-increment).
-///
-/// The two stores are not atomic as a pair: callers serialise IODA accesses (window setup
-/// holds the setup lock; it is never on the hypercall path).
-pub fn write_tve(io: &dyn RegIo, index: usize, value: u64) {
-    let select = ((ioda2_table::TVT << shift_of(PHB_IODA_AD_TSEL)) & PHB_IODA_AD_TSEL)
-        | (index as u64 & PHB_IODA_AD_TADR);
-    io.write64(PHB_IODA_ADDR, select);
-    io.write64(PHB_IODA_DATA0, value);
 }
 
 #[cfg(test)]
