@@ -82,41 +82,18 @@ exception_entry:
 	clrrdi	%r11, %r11, 4
 1:	addi	%r11, %r11, -TF_SIZE
 	/* %r11 = frame. Save GPRs. */
-	std	%r0, TF_GPR+0*8(%r11)
-	std	%r1, TF_GPR+1*8(%r11)
-	std	%r2, TF_GPR+2*8(%r11)
-	std	%r3, TF_GPR+3*8(%r11)
-	std	%r4, TF_GPR+4*8(%r11)
-	std	%r5, TF_GPR+5*8(%r11)
-	std	%r6, TF_GPR+6*8(%r11)
-	std	%r7, TF_GPR+7*8(%r11)
-	std	%r8, TF_GPR+8*8(%r11)
-	std	%r9, TF_GPR+9*8(%r11)
-	std	%r10, TF_GPR+10*8(%r11)
+	.irp n, 0,1,2,3,4,5,6,7,8,9,10
+	std	%r\n, TF_GPR+\n*8(%r11)
+	.endr
 	ld	%r10, PC_R11(%r13)
 	std	%r10, TF_GPR+11*8(%r11)
 	ld	%r10, PC_R12(%r13)
 	std	%r10, TF_GPR+12*8(%r11)
 	mfspr	%r10, SPRN_SPRG1
 	std	%r10, TF_GPR+13*8(%r11)
-	std	%r14, TF_GPR+14*8(%r11)
-	std	%r15, TF_GPR+15*8(%r11)
-	std	%r16, TF_GPR+16*8(%r11)
-	std	%r17, TF_GPR+17*8(%r11)
-	std	%r18, TF_GPR+18*8(%r11)
-	std	%r19, TF_GPR+19*8(%r11)
-	std	%r20, TF_GPR+20*8(%r11)
-	std	%r21, TF_GPR+21*8(%r11)
-	std	%r22, TF_GPR+22*8(%r11)
-	std	%r23, TF_GPR+23*8(%r11)
-	std	%r24, TF_GPR+24*8(%r11)
-	std	%r25, TF_GPR+25*8(%r11)
-	std	%r26, TF_GPR+26*8(%r11)
-	std	%r27, TF_GPR+27*8(%r11)
-	std	%r28, TF_GPR+28*8(%r11)
-	std	%r29, TF_GPR+29*8(%r11)
-	std	%r30, TF_GPR+30*8(%r11)
-	std	%r31, TF_GPR+31*8(%r11)
+	.irp n, 14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	std	%r\n, TF_GPR+\n*8(%r11)
+	.endr
 	ld	%r10, PC_CTR(%r13)
 	std	%r10, TF_CTR(%r11)
 	mflr	%r10
@@ -183,36 +160,10 @@ exception_entry:
 	mtlr	%r10
 	ld	%r10, TF_XER(%r11)
 	mtxer	%r10
-	ld	%r0, TF_GPR+0*8(%r11)
-	ld	%r1, TF_GPR+1*8(%r11)
-	ld	%r2, TF_GPR+2*8(%r11)
-	ld	%r3, TF_GPR+3*8(%r11)
-	ld	%r4, TF_GPR+4*8(%r11)
-	ld	%r5, TF_GPR+5*8(%r11)
-	ld	%r6, TF_GPR+6*8(%r11)
-	ld	%r7, TF_GPR+7*8(%r11)
-	ld	%r8, TF_GPR+8*8(%r11)
-	ld	%r9, TF_GPR+9*8(%r11)
-	ld	%r10, TF_GPR+10*8(%r11)
-	ld	%r13, TF_GPR+13*8(%r11)
-	ld	%r14, TF_GPR+14*8(%r11)
-	ld	%r15, TF_GPR+15*8(%r11)
-	ld	%r16, TF_GPR+16*8(%r11)
-	ld	%r17, TF_GPR+17*8(%r11)
-	ld	%r18, TF_GPR+18*8(%r11)
-	ld	%r19, TF_GPR+19*8(%r11)
-	ld	%r20, TF_GPR+20*8(%r11)
-	ld	%r21, TF_GPR+21*8(%r11)
-	ld	%r22, TF_GPR+22*8(%r11)
-	ld	%r23, TF_GPR+23*8(%r11)
-	ld	%r24, TF_GPR+24*8(%r11)
-	ld	%r25, TF_GPR+25*8(%r11)
-	ld	%r26, TF_GPR+26*8(%r11)
-	ld	%r27, TF_GPR+27*8(%r11)
-	ld	%r28, TF_GPR+28*8(%r11)
-	ld	%r29, TF_GPR+29*8(%r11)
-	ld	%r30, TF_GPR+30*8(%r11)
-	ld	%r31, TF_GPR+31*8(%r11)
+	/* Every GPR but r11 (the frame) and r12 (the return kind's scratch). */
+	.irp n, 0,1,2,3,4,5,6,7,8,9,10,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	ld	%r\n, TF_GPR+\n*8(%r11)
+	.endr
 	ld	%r12, TF_CR(%r11)
 	beq	4f
 	mtcr	%r12
