@@ -9,25 +9,13 @@
 //! Options (after `--`): `--hypercalls N`, `--seed S`, `--plant-fault` (plants
 //! `HcallFault::IndirectApplyBeforeValidate` and expects the check to catch it).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
-use tcefw::hcall::{HcallFault, HcallReturn};
+use tcefw::hcall::HcallFault;
 use tcefw::model::fuzz::{self, FuzzConfig, FuzzHooks, FuzzReport, OPCODES, STATUSES};
-use tcefw::model::CountingAlloc;
 
-#[global_allocator]
-static HEAP: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
-
-struct Hooks;
-
-impl FuzzHooks for Hooks {
-    fn guard(&self, call: &mut dyn FnMut() -> HcallReturn) -> Option<HcallReturn> {
-        catch_unwind(AssertUnwindSafe(call)).ok()
-    }
-    fn heap_used(&self) -> Option<u64> {
-        Some(HEAP.used())
-    }
-}
+#[path = "../tests/support/fuzz_hooks.rs"]
+mod fuzz_hooks;
+use fuzz_hooks::Hooks;
 
 fn value_after(args: &[String], flag: &str) -> Option<u64> {
     let at = args.iter().position(|a| a == flag)?;

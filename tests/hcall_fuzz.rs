@@ -11,24 +11,12 @@
 //!
 //! One `#[test]` only: the heap is counted process-wide, so nothing else may run meanwhile.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use tcefw::hcall::{HcallFault, HcallReturn};
-use tcefw::model::fuzz::{self, FuzzConfig, FuzzHooks, FuzzReport};
-use tcefw::model::CountingAlloc;
+use tcefw::hcall::HcallFault;
+use tcefw::model::fuzz::{self, FuzzConfig, FuzzReport};
 
-#[global_allocator]
-static HEAP: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
-
-struct Hooks;
-
-impl FuzzHooks for Hooks {
-    fn guard(&self, call: &mut dyn FnMut() -> HcallReturn) -> Option<HcallReturn> {
-        catch_unwind(AssertUnwindSafe(call)).ok()
-    }
-    fn heap_used(&self) -> Option<u64> {
-        Some(HEAP.used())
-    }
-}
+#[path = "support/fuzz_hooks.rs"]
+mod fuzz_hooks;
+use fuzz_hooks::Hooks;
 
 fn run(seed: u64, hypercalls: u64, fault: HcallFault) -> FuzzReport {
     fuzz::run(
