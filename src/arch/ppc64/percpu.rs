@@ -114,9 +114,10 @@ pub fn area(index: usize) -> Option<&'static PerCpu> {
 
 /// This CPU's area.
 pub fn this_cpu() -> &'static PerCpu {
+    // HSPRG0 points into AREAS (init_this_cpu put it there): the index is derived, not
+    // searched for, since every hypercall asks.
     let address = super::cpu::mfspr::<{ spr::HSPRG0 }>();
-    AREAS
-        .iter()
-        .find(|area| *area as *const PerCpu as u64 == address)
-        .unwrap_or(&AREAS[0])
+    let first = AREAS.as_ptr() as u64;
+    let index = address.wrapping_sub(first) / core::mem::size_of::<PerCpu>() as u64;
+    AREAS.get(index as usize).unwrap_or(&AREAS[0])
 }
