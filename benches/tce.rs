@@ -34,8 +34,17 @@ fn args(words: &[u64]) -> [u64; HCALL_ARGS] {
 struct NullPhb;
 
 impl RegIo for NullPhb {
-    fn read64(&self, _offset: u64) -> u64 {
-        0
+    fn read64(&self, offset: u64) -> u64 {
+        // The kill's DMA read sync completes at once (as on QEMU); everything else reads 0.
+        if offset == tcefw::phb3::regs::PHB_DMARD_SYNC {
+            tcefw::phb3::regs::PHB_DMARD_SYNC_COMPLETE
+        } else {
+            0
+        }
+    }
+    fn now_ns(&self) -> u64 {
+        static CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        CLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
     fn write64(&self, _offset: u64, _value: u64) {}
     fn read_le(&self, _offset: u64, _width: Width) -> u32 {

@@ -492,7 +492,9 @@ fn stuff_and_indirect_map_and_clear_with_one_kill_batch() {
         );
     }
     assert_eq!(rig.pages.total_pins(), 512);
-    // Short runs kill entry by entry.
+    // A short run on this table (it decodes 32 address bits, so every entry has aliases below
+    // the window-select bit 59) still pays one kill-PE: a kill-one would leave an alias cached
+    // (docs/phb3-dma-bounds-and-kill.md; kill-one on an exact table: tests/kill_protocol.rs).
     let before = hv.phb(0).unwrap().kill_counts();
     assert_eq!(
         hv.dispatch(part, H_STUFF_TCE, &args(&[liobn, bus, 0, 3]))
@@ -505,7 +507,7 @@ fn stuff_and_indirect_map_and_clear_with_one_kill_batch() {
             after.kill_one - before.kill_one,
             after.kill_pe - before.kill_pe
         ),
-        (3, 0)
+        (0, 1)
     );
     // Clear everything in one call: one kill-PE, every page released and dirty.
     assert_eq!(

@@ -13,6 +13,11 @@
 //!   table levels plus what else the caller says it holds, and the heap's are the window
 //!   records plus the rest.
 //!
+//! A PHB whose kill failed (fenced, timeout) keeps what the device might still reach in its
+//! quarantine: old pages with their pins, whole windows with their tables and pins. The audit
+//! counts them as such ([`AuditReport::quarantined_pages`], ...): their pins are expected, their
+//! levels count as table bytes, and a failed PHB's PEs need no default window any more.
+//!
 //! Run it when no hypercall is in flight (tests, boot self-test); it allocates a map, so it
 //! is never on the hypercall path.
 
@@ -113,6 +118,14 @@ pub enum Violation {
         /// Bytes the caller says other users hold.
         others: u64,
     },
+    /// Pages (or windows) a failed kill had to keep pinned that its quarantine could not
+    /// record (the heap was full): their pins cannot be checked.
+    QuarantineUntracked {
+        /// PHB index.
+        phb: usize,
+        /// Entries not recorded.
+        count: u64,
+    },
     /// A PHB's table-byte counter differs from the levels that exist.
     TableBytes {
         /// PHB index.
@@ -135,6 +148,12 @@ pub struct AuditReport {
     pub total_pins: u64,
     /// Bytes of table levels found.
     pub table_bytes: u64,
+    /// PHBs whose kill failed (they change nothing any more).
+    pub failed_phbs: usize,
+    /// Old pages kept pinned by failed kills.
+    pub quarantined_pages: u64,
+    /// Windows kept, with their tables and pins, by failed kills.
+    pub quarantined_windows: usize,
     /// Broken invariants (empty when clean).
     pub violations: Vec<Violation>,
 }
@@ -156,14 +175,17 @@ pub struct AllocatorUsage {
 }
 
 impl Hypervisor<'_> {
-    /// Heap bytes the hypervisor holds for its windows: one record per window, nothing else
-    /// (tables come from the frame allocator; the grant words are allocated with the PHB).
+    /// Heap bytes the hypervisor holds for its windows: one record per window, and what a
+    /// failed kill's quarantine holds (tables come from the frame allocator; the grant words
+    /// are allocated with the PHB).
     pub fn window_heap_bytes(&self) -> u64 {
         let mut windows = 0u64;
+        let mut quarantine = 0u64;
         for service in self.phbs() {
             service.for_each_window(&mut |_, _| windows += 1);
+            quarantine += service.quarantine_heap_bytes();
         }
-        windows * core::mem::size_of::<DmaWindow>() as u64
+        windows * core::mem::size_of::<DmaWindow>() as u64 + quarantine
     }
 
     /// [`Hypervisor::audit`], plus the allocator check: `used` are the allocators' readings
@@ -275,6 +297,35 @@ impl Hypervisor<'_> {
                     }
                 });
             });
+            // What a failed kill kept: pinned pages, and windows with tables and pins.
+            if service.failure().is_some() {
+                report.failed_phbs += 1;
+            }
+            service.for_each_quarantined_page(&mut |host, page| {
+                report.quarantined_pages += 1;
+                let frames = (page >> FRAME_SHIFT).max(1);
+                for f in 0..frames {
+                    *expected.entry(host + (f << FRAME_SHIFT)).or_insert(0) += 1;
+                }
+            });
+            service.for_each_quarantined_window(&mut |window| {
+                report.quarantined_windows += 1;
+                walked += window.table().allocated_bytes() as u64;
+                let page = window.page_size();
+                window.table().for_each_valid(&mut |_, tce| {
+                    let frames = (page >> FRAME_SHIFT).max(1);
+                    for f in 0..frames {
+                        *expected.entry(tce.addr() + (f << FRAME_SHIFT)).or_insert(0) += 1;
+                    }
+                });
+            });
+            let untracked = service.quarantine().untracked;
+            if untracked != 0 {
+                report.violations.push(Violation::QuarantineUntracked {
+                    phb,
+                    count: untracked,
+                });
+            }
             report.table_bytes += walked;
             if walked != service.table_bytes() {
                 report.violations.push(Violation::TableBytes {
@@ -283,7 +334,13 @@ impl Hypervisor<'_> {
                     counted: service.table_bytes(),
                 });
             }
-            for pe in 0..crate::iommu::service::MAX_PES {
+            // A failed PHB may have kept a default window in its quarantine: nothing to check.
+            let pes = if service.failure().is_some() {
+                0
+            } else {
+                crate::iommu::service::MAX_PES
+            };
+            for pe in 0..pes {
                 if self.has_default_window(phb, pe) {
                     let grantee = self.pe_grantee(phb, pe);
                     let present = service

@@ -336,6 +336,7 @@ impl<'a> Hypervisor<'a> {
             iommu::Error::NoMemory => H_NO_MEM,
             iommu::Error::PinOverflow => H_RESOURCE,
             iommu::Error::LevelMissing | iommu::Error::Corrupt => H_HARDWARE,
+            error if error.is_hardware() => H_HARDWARE,
             _ => H_PARAMETER,
         }
     }

@@ -152,7 +152,18 @@ fn status_of(error: iommu::Error) -> i64 {
     match error {
         iommu::Error::NoMemory => H_NO_MEM,
         iommu::Error::Busy => H_RESOURCE,
+        error if error.is_hardware() => H_HARDWARE,
         _ => H_PARAMETER,
+    }
+}
+
+/// The service, unless a kill on it failed: then every window call answers H_HARDWARE at
+/// once, before it prepares or removes anything (iommu::service, "a failed PHB changes
+/// nothing any more").
+fn working<'s, 'a>(service: &'s TceService<'a>) -> Result<&'s TceService<'a>, i64> {
+    match service.failure() {
+        None => Ok(service),
+        Some(_) => Err(H_HARDWARE),
     }
 }
 
@@ -301,7 +312,7 @@ impl<'a> Hypervisor<'a> {
             |ps: u32| (ps as u64..=MAX_WINDOW_SHIFT as u64).contains(&window_shift);
         let _windows = self.windows.lock();
         let (phb, pe) = self.granted(caller, handle)?;
-        let service = self.phb(phb).ok_or(H_PARAMETER)?;
+        let service = working(self.phb(phb).ok_or(H_PARAMETER)?)?;
         let page_shift = page_shift?;
         if !window_shift_ok(page_shift) {
             return Err(H_P3);
@@ -346,7 +357,7 @@ impl<'a> Hypervisor<'a> {
         window_liobn: u64,
     ) -> Result<PeDmaRemoved, i64> {
         let (phb, tvt) = super::hypervisor::decode_liobn(window_liobn).ok_or(H_PARAMETER)?;
-        let service = self.phb(phb).ok_or(H_PARAMETER)?;
+        let service = working(self.phb(phb).ok_or(H_PARAMETER)?)?;
         let _windows = self.windows.lock();
         let owner = service.window(tvt).map(|w| w.owner()).ok_or(H_PARAMETER)?;
         if owner != caller.id() {
@@ -399,7 +410,7 @@ impl<'a> Hypervisor<'a> {
     ) -> Result<PeDmaReset, i64> {
         let _windows = self.windows.lock();
         let (phb, pe) = self.granted(caller, handle)?;
-        let service = self.phb(phb).ok_or(H_PARAMETER)?;
+        let service = working(self.phb(phb).ok_or(H_PARAMETER)?)?;
         let prepared = service
             .prepare_window(default_window(pe), caller.id())
             .map_err(status_of)?;

@@ -21,10 +21,11 @@ pub mod table;
 pub mod tce;
 pub mod tve;
 
-pub use kill::{KillCounts, KillFault};
+pub use kill::{KillCounts, KillError, KillFault};
 pub use pages::PageAccounting;
 pub use service::{
-    DmaWindow, NewTces, PreparedWindow, TceService, Updated, WindowConfig, MAX_BATCH,
+    DmaWindow, NewTces, PreparedWindow, QuarantineCounts, TceService, Updated, WindowConfig,
+    MAX_BATCH,
 };
 pub use tce::{Perm, Tce};
 
@@ -53,4 +54,18 @@ pub enum Error {
     NotInRam,
     /// A table holds a value this firmware never writes.
     Corrupt,
+    /// A kill's completion read all-ones: the PHB is fenced. The entries of that call were
+    /// exchanged; the pages they replaced stay pinned (quarantined), never released.
+    Fenced,
+    /// A kill did not complete in time; as for [`Error::Fenced`].
+    KillTimeout,
+    /// An earlier kill on this PHB failed: it changes nothing any more (nothing was done).
+    PhbFailed,
+}
+
+impl Error {
+    /// True for the errors that say the PHB itself failed (the hypercall answers H_HARDWARE).
+    pub const fn is_hardware(self) -> bool {
+        matches!(self, Error::Fenced | Error::KillTimeout | Error::PhbFailed)
+    }
 }

@@ -1,9 +1,19 @@
 //! The TCE service of one PHB: its DMA windows (one TCE table per PE window), and the one
 //! TCE update protocol that every TCE-changing path follows (DESIGN.md):
 //! validate (the caller's job, before calling) → set aside blocks for missing levels → pin the
-//! new pages → install the levels → exchange every entry → `sync`, kill, load back → release
-//! the old pages (dirty if W). Everything that can fail (memory, pin counts) happens before
-//! the first visible change, so an `Err` leaves tables, pins and allocator usage as they were.
+//! new pages → install the levels → exchange every entry → barrier, kill, DMA read sync →
+//! release the old pages (dirty if W). Everything that can fail (memory, pin counts) happens
+//! before the first visible change, so an `Err` leaves tables, pins and allocator usage as
+//! they were, with one exception the hardware forces: a kill that does not complete (fenced
+//! PHB, timeout) after the exchange. Then the device may still reach the old pages through
+//! its cache, so they are not released: they stay pinned in the service's quarantine, the
+//! PHB is marked failed, and every later call on it fails at once with nothing changed
+//! (H_HARDWARE). The audit counts quarantined pages and windows as such.
+//!
+//! The kill (`iommu::kill`, docs/phb3-dma-bounds-and-kill.md): kill-one per changed entry only
+//! where the table decodes every address bit below the window-select bit (no aliases); a
+//! kill-PE otherwise, since an alias of the entry at `bus + k * reach` may be cached under
+//! its own address. One kill batch per changing call either way.
 //!
 //! Windows: window 0 starts at bus address 0, window 1 at 1<<59; the TVT index is
 //! PE * 2 + window (Linux `pnv_pci_ioda2_setup_dma_pe`, `pnv_pci_ioda2_set_window`).
@@ -16,20 +26,22 @@
 //! Resources: DESIGN.md; the seed patch (exchange, then release the replaced TCE);
 //! Linux platforms/powernv/pci-ioda.c and kernel/iommu.c; skiboot hw/phb3.c.
 
-use super::kill::KILL_ONE_THRESHOLD;
-use super::kill::{kill_one, kill_pe, FaultSwitch, KillCounts, KillFault, KillStats};
+use super::kill::{
+    kill_one, kill_one_is_exact, kill_pe, sync_after_kill, FaultSwitch, KillCounts, KillError,
+    KillFault, KillStats, KILL_ONE_THRESHOLD,
+};
 use super::pages::PageAccounting;
 use super::slot::{Slot, SlotRef};
 use super::table::{TableGeometry, TceTable};
 use super::tce::Tce;
 use super::tve::{tvt_index, Tve, TVT_ENTRIES};
 use super::Error;
-use crate::mm::FrameAllocator;
+use crate::mm::{FrameAllocator, PhysAddr};
 use crate::phb3::regio::RegIo;
 use crate::phb3::regs::PHB_TCE_KILL;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Most entries one call may change: PAPR's limit for H_STUFF_TCE and H_PUT_TCE_INDIRECT.
 pub const MAX_BATCH: usize = 512;
@@ -166,7 +178,8 @@ pub type WindowRef<'s> = SlotRef<'s, DmaWindow>;
 #[derive(Debug)]
 #[must_use = "install or discard it, or its table leaks"]
 pub struct PreparedWindow {
-    window: Box<DmaWindow>,
+    /// `None` once an install whose kill failed has moved the window into the quarantine.
+    window: Option<Box<DmaWindow>>,
     tve: u64,
     index: usize,
 }
@@ -178,6 +191,39 @@ impl PreparedWindow {
     }
 }
 
+/// A page an incomplete kill left reachable: still pinned, never released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HeldPage {
+    addr: PhysAddr,
+    page_size: u64,
+}
+
+/// What a failed kill could not let go of.
+#[derive(Debug, Default)]
+struct Quarantine {
+    /// Old pages of calls whose kill failed (each keeps the pin its TCE had).
+    pages: Vec<HeldPage>,
+    /// Windows whose removal (or installation) kill failed: their tables and pins stay.
+    windows: Vec<DmaWindow>,
+    /// Pages kept pinned that the list could not record (no heap): the audit reports them.
+    untracked: u64,
+}
+
+/// What the quarantine of a PHB holds (see [`TceService::quarantine`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuarantineCounts {
+    /// Old pages kept pinned.
+    pub pages: usize,
+    /// Windows kept with their tables and pins.
+    pub windows: usize,
+    /// Pages kept pinned but not recorded (the heap was full).
+    pub untracked: u64,
+}
+
+const HEALTHY: u8 = 0;
+const FAILED_FENCED: u8 = 1;
+const FAILED_TIMEOUT: u8 = 2;
+
 /// The TCE service of one PHB.
 pub struct TceService<'a> {
     io: &'a dyn RegIo,
@@ -185,8 +231,17 @@ pub struct TceService<'a> {
     slots: Vec<Slot<DmaWindow>>,
     setup: spin::Mutex<()>,
     kills: KillStats,
+    /// Held across one kill sequence (barrier, stores, sync, wait), as skiboot holds its PHB
+    /// lock around `phb4_tce_kill`: DMARD_SYNC's START/COMPLETE is one state machine per PHB.
+    /// A plain spin lock, not a ticket lock: in host tests threads outnumber cores, and a
+    /// ticket lock then waits for whichever descheduled thread holds the next ticket (seen:
+    /// 0.2 s became 60 s). The holder takes no other lock and waits at most
+    /// `KILL_SYNC_TIMEOUT_NS`.
+    kill_lock: spin::Mutex<()>,
     fault: FaultSwitch,
     table_bytes: AtomicU64,
+    health: AtomicU8,
+    quarantine: spin::Mutex<Quarantine>,
 }
 
 impl<'a> TceService<'a> {
@@ -201,14 +256,104 @@ impl<'a> TceService<'a> {
             slots,
             setup: spin::Mutex::new(()),
             kills: KillStats::default(),
+            kill_lock: spin::Mutex::new(()),
             fault: FaultSwitch::default(),
             table_bytes: AtomicU64::new(0),
+            health: AtomicU8::new(HEALTHY),
+            quarantine: spin::Mutex::new(Quarantine::default()),
         }
+    }
+
+    /// How this PHB failed, if a kill on it ever did not complete: `Fenced` or `KillTimeout`.
+    /// A failed PHB changes nothing any more.
+    pub fn failure(&self) -> Option<Error> {
+        match self.health.load(Ordering::Acquire) {
+            HEALTHY => None,
+            FAILED_FENCED => Some(Error::Fenced),
+            _ => Some(Error::KillTimeout),
+        }
+    }
+
+    fn mark_failed(&self, why: KillError) -> Error {
+        let (code, error) = match why {
+            KillError::Fenced => (FAILED_FENCED, Error::Fenced),
+            KillError::Timeout => (FAILED_TIMEOUT, Error::KillTimeout),
+        };
+        // The first failure is the one reported.
+        let _ = self
+            .health
+            .compare_exchange(HEALTHY, code, Ordering::AcqRel, Ordering::Acquire);
+        error
+    }
+
+    /// What the quarantine holds now.
+    pub fn quarantine(&self) -> QuarantineCounts {
+        let held = self.quarantine.lock();
+        QuarantineCounts {
+            pages: held.pages.len(),
+            windows: held.windows.len(),
+            untracked: held.untracked,
+        }
+    }
+
+    /// Calls `visit` with (host address, page size) of every quarantined page.
+    pub fn for_each_quarantined_page(&self, visit: &mut dyn FnMut(PhysAddr, u64)) {
+        for page in &self.quarantine.lock().pages {
+            visit(page.addr, page.page_size);
+        }
+    }
+
+    /// Calls `visit` for every quarantined window (tables and pins kept).
+    pub fn for_each_quarantined_window(&self, visit: &mut dyn FnMut(&DmaWindow)) {
+        for window in &self.quarantine.lock().windows {
+            visit(window);
+        }
+    }
+
+    /// Heap bytes the quarantine holds (its lists and the window records in it).
+    pub fn quarantine_heap_bytes(&self) -> u64 {
+        let held = self.quarantine.lock();
+        (held.pages.capacity() * core::mem::size_of::<HeldPage>()
+            + held.windows.capacity() * core::mem::size_of::<DmaWindow>()) as u64
+    }
+
+    /// Keeps the valid entries of `old` pinned for good: the kill that should have made them
+    /// unreachable did not complete.
+    fn quarantine_pages(&self, page_size: u64, old: &[Tce]) {
+        let valid = old.iter().filter(|t| t.is_valid()).count();
+        let mut held = self.quarantine.lock();
+        if held.pages.try_reserve(valid).is_err() {
+            held.untracked += valid as u64;
+            return;
+        }
+        for tce in old.iter().filter(|t| t.is_valid()) {
+            held.pages.push(HeldPage {
+                addr: tce.addr(),
+                page_size,
+            });
+        }
+    }
+
+    /// Keeps a whole window (its table and every pin its entries hold): the device may still
+    /// walk the table or use its cached entries.
+    fn quarantine_window(&self, window: Box<DmaWindow>) {
+        let mut held = self.quarantine.lock();
+        if held.windows.try_reserve(1).is_err() {
+            // Without room for the record the window cannot be accounted; leaking it keeps
+            // the device's memory safe, which matters more.
+            held.untracked += 1;
+            core::mem::forget(window);
+            return;
+        }
+        held.windows.push(*window);
     }
 
     /// Creates a window: allocates its top level, programs the TVE, kills the PE's cached
     /// TCEs, then publishes it. Returns its TVT index. `owner` is an opaque tag.
     pub fn create_window(&self, config: WindowConfig, owner: u32) -> Result<usize, Error> {
+        if self.failure().is_some() {
+            return Err(Error::PhbFailed);
+        }
         // A taken TVE is refused before anything is allocated (install checks again, locked).
         let taken = (config.pe < MAX_PES && config.window <= 1)
             && !self.slots[tvt_index(config.pe, config.window)].is_empty();
@@ -244,14 +389,14 @@ impl<'a> TceService<'a> {
             page_shift: geometry.page_shift,
         };
         Ok(PreparedWindow {
-            window: Box::new(DmaWindow {
+            window: Some(Box::new(DmaWindow {
                 pe: config.pe,
                 window: config.window,
                 bus_start: if config.window == 1 { WINDOW1_BASE } else { 0 },
                 bus_size: config.window_size,
                 owner,
                 table,
-            }),
+            })),
             tve: tve.encode(),
             index: tvt_index(config.pe, config.window),
         })
@@ -273,45 +418,62 @@ impl<'a> TceService<'a> {
     }
 
     /// Installs a prepared window: programs the TVE, kills the PE's cached TCEs, then
-    /// publishes it. Returns its TVT index, or the window back when its TVE is taken.
+    /// publishes it. Returns its TVT index, or the window back when its TVE is taken or the
+    /// PHB has failed. When the kill itself fails, the TVE is turned off but the table is
+    /// kept in the quarantine (the PHB may have started walking it), and what comes back is
+    /// empty: discarding it frees nothing.
     pub fn install_window(
         &self,
-        prepared: PreparedWindow,
+        mut prepared: PreparedWindow,
     ) -> Result<usize, (Error, PreparedWindow)> {
         let _setup = self.setup.lock();
         let index = prepared.index;
+        let Some(window) = prepared.window.take() else {
+            return Err((Error::BadConfig, prepared));
+        };
+        if self.failure().is_some() {
+            prepared.window = Some(window);
+            return Err((Error::PhbFailed, prepared));
+        }
         if !self.slots[index].is_empty() {
+            prepared.window = Some(window);
             return Err((Error::Busy, prepared));
         }
-        let pe = prepared.window.pe;
-        let root_bytes = prepared.window.table.geometry().level_bytes() as u64;
+        let pe = window.pe;
+        let root_bytes = window.table.geometry().level_bytes() as u64;
         if self.set_tve(index, prepared.tve).is_err() {
+            prepared.window = Some(window);
             return Err((Error::BadConfig, prepared));
         }
         // Nothing of this PE may stay cached from an earlier table at this TVE.
-        self.kill_whole_pe(pe);
+        if let Err(error) = self.kill_whole_pe(pe) {
+            self.clear_tve(index);
+            self.table_bytes.fetch_add(root_bytes, Ordering::Relaxed);
+            self.quarantine_window(window);
+            return Err((error, prepared));
+        }
         // Unreachable: the slot is empty and only changes under `setup`, which we hold. Should
         // it ever fail, the TVE must not keep pointing at a table about to be freed.
-        if let Err(window) = self.slots[index].publish(prepared.window) {
+        if let Err(window) = self.slots[index].publish(window) {
             self.clear_tve(index);
-            self.kill_whole_pe(pe);
-            return Err((
-                Error::Busy,
-                PreparedWindow {
-                    window,
-                    tve: prepared.tve,
-                    index,
-                },
-            ));
+            if let Err(error) = self.kill_whole_pe(pe) {
+                self.table_bytes.fetch_add(root_bytes, Ordering::Relaxed);
+                self.quarantine_window(window);
+                return Err((error, prepared));
+            }
+            prepared.window = Some(window);
+            return Err((Error::Busy, prepared));
         }
         self.table_bytes.fetch_add(root_bytes, Ordering::Relaxed);
         Ok(index)
     }
 
-    /// Frees a prepared window that was never installed.
+    /// Frees a prepared window that was never installed (nothing, when a failed install
+    /// already moved it into the quarantine).
     pub fn discard_window(&self, prepared: PreparedWindow) {
-        let window = *prepared.window;
-        window.table.destroy(self.frames);
+        if let Some(window) = prepared.window {
+            window.table.destroy(self.frames);
+        }
     }
 
     /// The lowest free window (0 or 1) of PE `pe`, if any.
@@ -335,16 +497,24 @@ impl<'a> TceService<'a> {
     /// Removes the window at TVT `index`: unpublishes it and waits for calls inside it to
     /// finish, disables the TVE, kills the PE's cached TCEs, then releases every page the
     /// table still mapped (dirty where writable) and frees every level. Returns the number of
-    /// entries released. Allocates nothing.
+    /// entries released. Allocates nothing (but the quarantine's record, if the kill fails:
+    /// then the window, its table and its pins are kept, and the error comes back). On a PHB
+    /// that has already failed it does nothing and says so.
     pub fn remove_window(&self, pages: &PageAccounting, index: usize) -> Result<usize, Error> {
         let _setup = self.setup.lock();
+        if self.failure().is_some() {
+            return Err(Error::PhbFailed);
+        }
         let window = self
             .slots
             .get(index)
             .and_then(Slot::retire)
             .ok_or(Error::NoWindow)?;
         self.clear_tve(index);
-        self.kill_whole_pe(window.pe);
+        if let Err(error) = self.kill_whole_pe(window.pe) {
+            self.quarantine_window(window);
+            return Err(error);
+        }
         // No CPU (retire waited) and no device (TVE off, killed) can reach the table now.
         let mut released = 0;
         let page = window.page_size();
@@ -377,16 +547,19 @@ impl<'a> TceService<'a> {
     }
 
     /// Applies `new` to the run of entries starting at bus address `first` of `window`,
-    /// following the protocol: reserve levels → pin → install levels → exchange → sync + kill
-    /// + load back → release.
+    /// following the protocol: reserve levels → pin → install levels → exchange → barrier +
+    /// kill + DMA read sync → release.
     ///
     /// The caller has validated everything (ownership, range, and that every mapped TCE is a
     /// page-aligned host address inside the caller's RAM). An `Err` means nothing changed:
-    /// no entry, no pin, no level, no allocator usage (the failures, out of memory and a pin
-    /// count at its maximum, are all found before the first installed level or exchanged
-    /// entry). Lock-free; allocates only blocks for missing levels, before any exchange; the
-    /// old values live on the stack (8 KiB for a 512-entry batch, 256 bytes for a short one:
-    /// a single H_PUT_TCE must not pay for zeroing 512 entries).
+    /// no entry, no pin, no level, no allocator usage (the failures, out of memory, a pin
+    /// count at its maximum and a PHB that failed earlier, are all found before the first
+    /// installed level or exchanged entry) — except `Fenced` and `KillTimeout`: the kill after
+    /// the exchange did not complete, the entries hold their new values and the old pages are
+    /// quarantined, pinned. Takes no lock but the PHB's kill lock around the kill sequence;
+    /// allocates only blocks for missing levels, before any exchange; the old values live on
+    /// the stack (8 KiB for a 512-entry batch, 256 bytes for a short one: a single H_PUT_TCE
+    /// must not pay for zeroing 512 entries).
     pub fn update(
         &self,
         pages: &PageAccounting,
@@ -400,6 +573,9 @@ impl<'a> TceService<'a> {
         }
         if count > MAX_BATCH {
             return Err(Error::BatchTooLarge);
+        }
+        if self.failure().is_some() {
+            return Err(Error::PhbFailed);
         }
         window.check_run(first, count)?;
         if count <= KILL_ONE_THRESHOLD {
@@ -485,18 +661,27 @@ impl<'a> TceService<'a> {
             changed: old.iter().zip(written).filter(|(o, n)| o != n).count(),
             released: 0,
         };
-        match self.fault.get() {
-            KillFault::None => {
-                self.kill_batch(window, old, written, &bus);
-                outcome.released = Self::release(pages, page, old);
-            }
-            KillFault::SkipKill => outcome.released = Self::release(pages, page, old),
+        let killed = match self.fault.get() {
+            KillFault::SkipKill => Ok(()),
             KillFault::KillAfterRelease => {
                 outcome.released = Self::release(pages, page, old);
-                self.kill_batch(window, old, written, &bus);
+                return self
+                    .kill_batch(window, old, written, &bus)
+                    .map(|()| outcome);
+            }
+            _ => self.kill_batch(window, old, written, &bus),
+        };
+        match killed {
+            Ok(()) => {
+                outcome.released = Self::release(pages, page, old);
+                Ok(outcome)
+            }
+            Err(error) => {
+                // The device may still hold any old entry in its cache: keep every old page.
+                self.quarantine_pages(page, old);
+                Err(error)
             }
         }
-        Ok(outcome)
     }
 
     /// Drops the pins taken for the mapped entries among the first `upto` of `new`.
@@ -506,41 +691,75 @@ impl<'a> TceService<'a> {
         }
     }
 
-    /// `sync`, then the kill stores for the entries that changed, then a load back from the
-    /// PHB and another `sync`: when this returns no cached TCE of those entries survives.
-    fn kill_batch(&self, window: &DmaWindow, old: &[Tce], new: &[Tce], bus: &dyn Fn(usize) -> u64) {
+    /// The kill batch of one call: for the entries that changed, kill-one each where that is
+    /// exact and the run is short, else one kill-PE; then the completion step. When this
+    /// returns `Ok` no cached TCE of those entries (or of any alias of them) survives.
+    fn kill_batch(
+        &self,
+        window: &DmaWindow,
+        old: &[Tce],
+        new: &[Tce],
+        bus: &dyn Fn(usize) -> u64,
+    ) -> Result<(), Error> {
         let changed = old.iter().zip(new).filter(|(o, n)| o != n).count();
         if changed == 0 {
-            return;
+            return Ok(());
         }
-        // The new entries must be visible to the PHB before it can refetch them.
-        fence(Ordering::SeqCst);
-        if changed <= KILL_ONE_THRESHOLD {
-            for (i, _) in old.iter().zip(new).enumerate().filter(|(_, (o, n))| o != n) {
-                self.io.write64(PHB_TCE_KILL, kill_one(window.pe, bus(i)));
-                self.kills.count_one();
+        let geometry = window.table.geometry();
+        // Kill-one leaves an alias cached under its own bus address unless the table decodes
+        // every bit below the window-select bit (iommu::kill): only then is it exact.
+        let exact = kill_one_is_exact(geometry.page_shift, geometry.index_bits())
+            || self.fault.get() == KillFault::KillOneDespiteAliases;
+        let pe = window.pe;
+        self.kill_sequence(&mut |io, kills| {
+            if exact && changed <= KILL_ONE_THRESHOLD {
+                for (i, _) in old.iter().zip(new).enumerate().filter(|(_, (o, n))| o != n) {
+                    io.write64(PHB_TCE_KILL, kill_one(pe, bus(i)));
+                    kills.count_one();
+                }
+            } else {
+                io.write64(PHB_TCE_KILL, kill_pe(pe));
+                kills.count_pe();
             }
-        } else {
-            self.io.write64(PHB_TCE_KILL, kill_pe(window.pe));
-            self.kills.count_pe();
+        })
+    }
+
+    fn kill_whole_pe(&self, pe: u16) -> Result<(), Error> {
+        self.kill_sequence(&mut |io, kills| {
+            io.write64(PHB_TCE_KILL, kill_pe(pe));
+            kills.count_pe();
+        })
+    }
+
+    /// One kill sequence under the PHB's kill lock: the barrier that makes the table stores
+    /// visible to the PHB, the kill stores `store` makes, then the completion step (DMA read
+    /// sync START, wait for COMPLETE, bounded in time). A failure marks the PHB failed.
+    fn kill_sequence(&self, store: &mut dyn FnMut(&dyn RegIo, &KillStats)) -> Result<(), Error> {
+        let fault = self.fault.get();
+        let _turn = self.kill_lock.lock();
+        // Another CPU's kill failed meanwhile: this one cannot be trusted either.
+        if let Some(failed) = self.failure() {
+            return Err(failed);
         }
-        self.complete_kill();
-    }
-
-    fn kill_whole_pe(&self, pe: u16) {
-        fence(Ordering::SeqCst);
-        self.io.write64(PHB_TCE_KILL, kill_pe(pe));
-        self.kills.count_pe();
-        self.complete_kill();
-    }
-
-    fn complete_kill(&self) {
-        // The load cannot return before the PHB has performed the earlier kill stores
-        // (in-order cache-inhibited accesses to one device); the fence keeps every release
-        // after it.
-        let _ = self.io.read64(PHB_TCE_KILL);
-        fence(Ordering::SeqCst);
-        self.kills.count_batch();
+        if fault != KillFault::SkipBarrier {
+            self.io.barrier();
+        }
+        store(self.io, &self.kills);
+        if fault == KillFault::SkipCompletion {
+            self.kills.count_batch();
+            return Ok(());
+        }
+        self.kills.count_sync();
+        match sync_after_kill(self.io) {
+            Ok(()) => {
+                self.kills.count_batch();
+                Ok(())
+            }
+            Err(why) => {
+                self.kills.count_failure();
+                Err(self.mark_failed(why))
+            }
+        }
     }
 
     fn release(pages: &PageAccounting, page: u64, old: &[Tce]) -> usize {

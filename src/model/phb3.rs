@@ -12,11 +12,27 @@
 //! bus address; PE; all, encodings from Linux `pnv_pci_phb3_tce_invalidate*`) removes
 //! entries. So a missing or late kill is visible here, where QEMU cannot show it.
 //!
-//! Kill completion: a kill is performed only once no DMA is in flight and no cache fill is
-//! half done (DMAs hold the in-flight lock shared, a kill holds it exclusively). Without this a
-//! fill that read a TCE just before the CPU swapped it could land in the cache after the kill,
-//! which real hardware must prevent (skiboot's PHB4 code makes it explicit with its "DMA sync"
-//! after each kill); the concurrent tests found exactly that hole in an earlier model.
+//! Address decode, worst case (docs/phb3-dma-bounds-and-kill.md): like QEMU, a table decodes
+//! only its index bits, so `addr + k * reach` walks to the same entry as `addr`; the cache
+//! keys a translation by its full bus address, and a kill-one matches the full bus address it
+//! carries. So a kill-one for an entry's real address leaves an alias the device filled,
+//! which no source rules out for the real PHB3. Kill-PE and kill-all match by PE / everything.
+//!
+//! Kill ordering and completion, which the firmware must earn (docs/phb3-dma-bounds-and-kill.md):
+//! - A kill store counts only after a barrier ([`RegIo::barrier`], `sync` on hardware) since
+//!   the last completed sync: without one the PHB may perform the kill before the CPU's table
+//!   stores reach memory and refill the entries from the old values, so the model leaves the
+//!   cache as it was and counts an unordered kill.
+//! - A kill store drops the matching entries at once but waits for nothing: a fill that read
+//!   a TCE before the CPU swapped it and lands after the store survives. Only the completion
+//!   step, a DMA read sync (DMARD_SYNC START written, then a read of the register), drains
+//!   every DMA and fill in flight (DMAs hold the in-flight lock shared, the sync takes it
+//!   exclusively), lands the fills the test parked ([`Phb3Model::park_fill`]), and then
+//!   performs every kill stored since the last sync again. Before this step existed, the model
+//!   waited for in-flight DMA at every kill store, which let the firmware skip the step unseen.
+//! - [`Phb3Model::set_fenced`] makes every register read all-ones (a fenced PHB);
+//!   [`Phb3Model::set_sync_stuck`] makes the sync never complete. Time is virtual: each
+//!   [`RegIo::now_ns`] call advances a clock by a microsecond, so a bounded wait ends.
 //!
 //! Pin watch: given the page accounting, the model plays the most adversarial device: at every
 //! register access (each kill store, each load back) it checks that every translation it has
@@ -31,12 +47,16 @@ use crate::iommu::tve::Tve;
 use crate::mm::PhysAddr;
 use crate::phb3::regio::{RegIo, Width};
 use crate::phb3::regs::{
-    ioda2_table, ppc_bit, ppc_bitmask, PHB_IODA_ADDR, PHB_IODA_AD_AUTOINC, PHB_IODA_AD_TADR,
-    PHB_IODA_AD_TSEL, PHB_IODA_DATA0, PHB_RTC_INVALIDATE, PHB_RTT_BAR, PHB_TCE_KILL,
+    ioda2_table, ppc_bit, ppc_bitmask, PHB_DMARD_SYNC, PHB_DMARD_SYNC_COMPLETE,
+    PHB_DMARD_SYNC_START, PHB_IODA_ADDR, PHB_IODA_AD_AUTOINC, PHB_IODA_AD_TADR, PHB_IODA_AD_TSEL,
+    PHB_IODA_DATA0, PHB_RTC_INVALIDATE, PHB_RTT_BAR, PHB_TCE_KILL,
 };
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Virtual nanoseconds each [`RegIo::now_ns`] call of the model advances.
+pub const CLOCK_STEP_NS: u64 = 1_000;
 
 /// Bytes of PHB register space modelled.
 pub const REG_SPACE: u64 = 0x1000;
@@ -94,13 +114,25 @@ struct Cached {
     tce: u64,
 }
 
+/// A cache key: (PE, page_shift, bus_addr >> page_shift), the full bus address (worst case).
+type Key = (u16, u32, u64);
+
 #[derive(Default)]
 struct State {
     /// (PE, page_shift, bus_addr >> page_shift) → TCE.
-    tces: BTreeMap<(u16, u32, u64), Cached>,
+    tces: BTreeMap<Key, Cached>,
     /// RID → PE, until RTC_INVALIDATE.
     rtc: BTreeMap<u16, u16>,
     first_violation: Option<StaleReach>,
+    /// A barrier came since the last completed sync: kill stores now are ordered.
+    barrier_armed: bool,
+    /// Kill values stored since the last completed sync (performed again when it completes).
+    pending_kills: Vec<u64>,
+    /// Fills a test parked: walked, not yet in the cache (they land at the next sync or at
+    /// [`Phb3Model::land_fills`]).
+    parked: Vec<(Key, Cached)>,
+    /// DMARD_SYNC START written and not completed yet.
+    sync_started: bool,
 }
 
 /// Counters of what the model saw.
@@ -120,6 +152,12 @@ pub struct ModelStats {
     pub faults: u64,
     /// Cached translations found pointing at unpinned frames (pin watch).
     pub violations: u64,
+    /// Barriers the firmware issued through [`RegIo::barrier`].
+    pub barriers: u64,
+    /// Kill stores with no barrier since the last completed sync (left without effect).
+    pub unordered_kills: u64,
+    /// DMA read syncs completed (the kill completion step).
+    pub syncs: u64,
 }
 
 /// The software PHB3.
@@ -137,6 +175,12 @@ pub struct Phb3Model<'p> {
     hits: AtomicU64,
     faults: AtomicU64,
     violations: AtomicU64,
+    barriers: AtomicU64,
+    unordered_kills: AtomicU64,
+    syncs: AtomicU64,
+    clock: AtomicU64,
+    fenced: AtomicBool,
+    sync_stuck: AtomicBool,
 }
 
 impl<'p> Phb3Model<'p> {
@@ -162,7 +206,25 @@ impl<'p> Phb3Model<'p> {
             hits: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             violations: AtomicU64::new(0),
+            barriers: AtomicU64::new(0),
+            unordered_kills: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            clock: AtomicU64::new(0),
+            fenced: AtomicBool::new(false),
+            sync_stuck: AtomicBool::new(false),
         }
+    }
+
+    /// Fences (or unfences) the PHB: every register read returns all-ones and writes are
+    /// dropped, as a fenced PHB3 answers. DMA keeps working (the worst case for the firmware:
+    /// it must not assume a fence stopped the device).
+    pub fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Release);
+    }
+
+    /// Makes the DMA read sync never complete (reads show START, never COMPLETE).
+    pub fn set_sync_stuck(&self, stuck: bool) {
+        self.sync_stuck.store(stuck, Ordering::Release);
     }
 
     /// The memory the model may access.
@@ -185,6 +247,9 @@ impl<'p> Phb3Model<'p> {
             hits: self.hits.load(Ordering::Relaxed),
             faults: self.faults.load(Ordering::Relaxed),
             violations: self.violations.load(Ordering::Relaxed),
+            barriers: self.barriers.load(Ordering::Relaxed),
+            unordered_kills: self.unordered_kills.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
         }
     }
 
@@ -229,6 +294,23 @@ impl<'p> Phb3Model<'p> {
     /// The TCE the PHB uses for `addr` of PE `pe`: from the cache, or walked from memory and
     /// then cached. Returns (page_shift, tce).
     fn lookup(&self, pe: u16, addr: u64) -> Result<(u32, u64), DmaFault> {
+        let (key, tce) = self.walk(pe, addr, true)?;
+        if tce & TCE_PERM_MASK != 0 {
+            self.fills.fetch_add(1, Ordering::Relaxed);
+            self.state.lock().tces.insert(
+                key,
+                Cached {
+                    page_shift: key.1,
+                    tce,
+                },
+            );
+        }
+        Ok((key.1, tce))
+    }
+
+    /// The cache key of `addr` of PE `pe`, and its TCE: the cached one when `use_cache` and
+    /// there is one, else walked from memory (not cached).
+    fn walk(&self, pe: u16, addr: u64, use_cache: bool) -> Result<(Key, u64), DmaFault> {
         if addr >> 60 != 0 {
             return Err(DmaFault::BadAddress(addr));
         }
@@ -236,9 +318,11 @@ impl<'p> Phb3Model<'p> {
         let tve = Tve::decode(self.tve(tvt)).ok_or(DmaFault::TveInvalid(tvt))?;
         let tce_shift = tve.page_shift;
         let key = (pe, tce_shift, addr >> tce_shift);
-        if let Some(cached) = self.state.lock().tces.get(&key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok((tce_shift, cached.tce));
+        if use_cache {
+            if let Some(cached) = self.state.lock().tces.get(&key) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((key, cached.tce));
+            }
         }
         let tbl_shift = tve.level_bytes_log2 - 3;
         let mut base = tve.table_pa;
@@ -262,17 +346,38 @@ impl<'p> Phb3Model<'p> {
                 base = tce & !0xFFF;
             }
         }
+        Ok((key, tce))
+    }
+
+    /// Starts a TCE fetch for the device `rid` at bus address `addr` that is still in flight
+    /// when this returns: the table is read now, the result lands in the cache only at the
+    /// next completed DMA read sync or at [`Phb3Model::land_fills`]. This is the race a kill's
+    /// completion step exists for, made deterministic: a fetch that read the old TCE just
+    /// before the CPU swapped it. Returns the TCE read (0 when it maps nothing: nothing is
+    /// parked then).
+    pub fn park_fill(&self, rid: u16, addr: u64) -> Result<u64, DmaFault> {
+        let pe = self.pe_of(rid)?;
+        let (key, tce) = self.walk(pe, addr, false)?;
         if tce & TCE_PERM_MASK != 0 {
-            self.fills.fetch_add(1, Ordering::Relaxed);
-            self.state.lock().tces.insert(
+            self.state.lock().parked.push((
                 key,
                 Cached {
-                    page_shift: tce_shift,
+                    page_shift: key.1,
                     tce,
                 },
-            );
+            ));
         }
-        Ok((tce_shift, tce))
+        Ok(tce)
+    }
+
+    /// Lets every parked fill land in the cache now (the fetches return).
+    pub fn land_fills(&self) {
+        let mut state = self.state.lock();
+        let parked = core::mem::take(&mut state.parked);
+        for (key, cached) in parked {
+            self.fills.fetch_add(1, Ordering::Relaxed);
+            state.tces.insert(key, cached);
+        }
     }
 
     /// Translates one access of the device `rid` at bus address `addr`, as the PHB does
@@ -350,19 +455,33 @@ impl<'p> Phb3Model<'p> {
         Ok(data)
     }
 
-    fn kill(&self, value: u64) {
-        // Performed once every DMA and fill in flight has finished.
-        let _no_dma_in_flight = self.inflight.write();
-        let mut state = self.state.lock();
+    /// A TCE_KILL store: ignored without a barrier since the last sync (it may have overtaken
+    /// the table stores), else performed on the cache now and remembered until the next sync.
+    fn kill_store(&self, value: u64) {
         if value & KILL_ALL != 0 {
             self.kill_all.fetch_add(1, Ordering::Relaxed);
-            state.tces.clear();
         } else if value & KILL_PE != 0 {
             self.kill_pe.fetch_add(1, Ordering::Relaxed);
+        } else if value & KILL_ONE != 0 {
+            self.kill_one.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut state = self.state.lock();
+        if !state.barrier_armed {
+            self.unordered_kills.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Self::perform_kill(&mut state, value);
+        state.pending_kills.push(value);
+    }
+
+    fn perform_kill(state: &mut State, value: u64) {
+        if value & KILL_ALL != 0 {
+            state.tces.clear();
+        } else if value & KILL_PE != 0 {
             let pe = (value & KILL_PE_MASK) as u16;
             state.tces.retain(|&(p, _, _), _| p != pe);
         } else if value & KILL_ONE != 0 {
-            self.kill_one.fetch_add(1, Ordering::Relaxed);
+            // Worst case: the full bus address must match, so an alias survives.
             let pe = (value & KILL_PE_MASK) as u16;
             let addr = value & KILL_ADDR_MASK;
             state
@@ -374,6 +493,36 @@ impl<'p> Phb3Model<'p> {
             // that compares heap usage sees the model's cache take back everything it took.
             state.tces = BTreeMap::new();
         }
+    }
+
+    /// A read of DMARD_SYNC: with a sync started, completes it (drains every DMA and fill in
+    /// flight, lands parked fills, performs the pending kills again) and answers COMPLETE.
+    fn sync_read(&self) -> u64 {
+        let started = self.state.lock().sync_started;
+        if !started {
+            return self.read_reg(PHB_DMARD_SYNC);
+        }
+        if self.sync_stuck.load(Ordering::Acquire) {
+            return PHB_DMARD_SYNC_START;
+        }
+        {
+            // Every DMA (and so every fill) in flight finishes first.
+            let _drained = self.inflight.write();
+            let mut state = self.state.lock();
+            let parked = core::mem::take(&mut state.parked);
+            for (key, cached) in parked {
+                state.tces.insert(key, cached);
+            }
+            let kills = core::mem::take(&mut state.pending_kills);
+            for &value in &kills {
+                Self::perform_kill(&mut state, value);
+            }
+            state.barrier_armed = false;
+            state.sync_started = false;
+        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.regs[(PHB_DMARD_SYNC / 8) as usize].store(PHB_DMARD_SYNC_COMPLETE, Ordering::Release);
+        PHB_DMARD_SYNC_COMPLETE
     }
 
     /// The pin watch, run now: the device may be using any cached TCE at this instant; every
@@ -433,16 +582,39 @@ impl<'p> Phb3Model<'p> {
 impl RegIo for Phb3Model<'_> {
     fn read64(&self, offset: u64) -> u64 {
         self.watch_now();
+        if self.fenced.load(Ordering::Acquire) {
+            return u64::MAX;
+        }
         if offset == PHB_IODA_DATA0 {
             return self.ioda_target().map_or(0, |i| self.tve(i));
         }
+        if offset == PHB_DMARD_SYNC {
+            return self.sync_read();
+        }
         self.read_reg(offset)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.clock.fetch_add(CLOCK_STEP_NS, Ordering::Relaxed) + CLOCK_STEP_NS
+    }
+
+    fn barrier(&self) {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        self.barriers.fetch_add(1, Ordering::Relaxed);
+        self.state.lock().barrier_armed = true;
     }
 
     fn write64(&self, offset: u64, value: u64) {
         // The device may DMA through its cache right up to the moment this store lands.
         self.watch_now();
-        if !offset.is_multiple_of(8) || offset >= REG_SPACE {
+        if !offset.is_multiple_of(8) || offset >= REG_SPACE || self.fenced.load(Ordering::Acquire) {
+            return;
+        }
+        if offset == PHB_DMARD_SYNC {
+            if value & PHB_DMARD_SYNC_START != 0 {
+                self.state.lock().sync_started = true;
+                self.regs[(offset / 8) as usize].store(PHB_DMARD_SYNC_START, Ordering::Release);
+            }
             return;
         }
         match offset {
@@ -453,7 +625,7 @@ impl RegIo for Phb3Model<'_> {
                     }
                 }
             }
-            PHB_TCE_KILL => self.kill(value),
+            PHB_TCE_KILL => self.kill_store(value),
             PHB_RTC_INVALIDATE => self.state.lock().rtc.clear(),
             _ => {}
         }

@@ -44,4 +44,19 @@ pub trait RegIo: Sync {
     fn delay_ns(&self, ns: u64) {
         let _ = ns;
     }
+    /// Monotonic time in nanoseconds, for waits that must end: a wait on the PHB (the TCE
+    /// kill's DMA read sync) gives up after a fixed time, not after a number of polls whose
+    /// duration depends on the machine. The hardware implementation reads the timebase;
+    /// models and fakes advance a virtual clock at each call, so a test with a PHB that
+    /// never answers still ends.
+    fn now_ns(&self) -> u64;
+    /// Makes every store this CPU did to memory before the call (TCE table entries) visible
+    /// to the PHB before any register access after it: `sync` on POWER (Book II 1.7.1, the
+    /// only barrier that orders cacheable stores before a cache-inhibited store; Linux's
+    /// `mb()` before its PHB3 kill stores). The default is the CPU's full fence (`sync` on
+    /// ppc64). The software PHB3 model overrides it to see whether it happened: it goes
+    /// through this trait, not a bare fence, so that a missing barrier is observable.
+    fn barrier(&self) {
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -80,6 +80,10 @@ pub const PHB_M32_START_ADDR: u64 = 0x1A0;
 pub const PHB_PEST_BAR: u64 = 0x1A8;
 /// Upper address bits of the M64 windows on PCI.
 pub const PHB_M64_UPPER_BITS: u64 = 0x1F0;
+/// DMA read sync (skiboot phb3-regs.h `PHB_DMARD_SYNC 0x200`; QEMU pnv_phb3_regs.h adds
+/// `PHB_DMARD_SYNC_START PPC_BIT(0)`, `PHB_DMARD_SYNC_COMPLETE PPC_BIT(1)`). The TCE kill's
+/// completion step (see `iommu::kill`).
+pub const PHB_DMARD_SYNC: u64 = 0x200;
 /// RID translation cache invalidate.
 pub const PHB_RTC_INVALIDATE: u64 = 0x208;
 /// TCE cache kill.
@@ -183,6 +187,13 @@ pub const PHB_RTC_INVALIDATE_RID: u64 = ppc_bitmask(16, 31);
 
 /// TCE_KILL: `PHB_TCE_KILL_ALL PPC_BIT(0)`.
 pub const PHB_TCE_KILL_ALL: u64 = ppc_bit(0);
+
+/// DMARD_SYNC: `PHB_DMARD_SYNC_START PPC_BIT(0)` (QEMU pnv_phb3_regs.h; skiboot phb4-regs.h
+/// `PHB_DMA_READ_SYNC_START` at the same offset and bit).
+pub const PHB_DMARD_SYNC_START: u64 = ppc_bit(0);
+/// DMARD_SYNC: `PHB_DMARD_SYNC_COMPLETE PPC_BIT(1)` (QEMU pnv_phb3_regs.h; skiboot
+/// phb4-regs.h `PHB_DMA_READ_SYNC_COMPLETE`). QEMU's PHB3 model reads it back set, always.
+pub const PHB_DMARD_SYNC_COMPLETE: u64 = ppc_bit(1);
 
 /// IODA_ADDR: auto-increment the index after each data access.
 pub const PHB_IODA_AD_AUTOINC: u64 = ppc_bit(0);

@@ -805,6 +805,8 @@ const IODA_ADDR: u64 = 0x220;
 const IODA_DATA0: u64 = 0x228;
 const CONFIG_ADDRESS: u64 = 0x140;
 const CONFIG_DATA: u64 = 0x130;
+const DMARD_SYNC: u64 = 0x200;
+const DMARD_SYNC_COMPLETE: u64 = 1 << 62;
 
 /// QEMU `pnv_phb3_ioda_access` index masks.
 fn ioda_mask(table: u64) -> u64 {
@@ -919,6 +921,14 @@ impl FakePhb {
 }
 
 impl tcefw::phb3::regio::RegIo for FakePhb {
+    fn now_ns(&self) -> u64 {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos() as u64
+    }
+
     fn read64(&self, offset: u64) -> u64 {
         let mut state = self.state.lock().unwrap();
         let dead = Self::record(&mut state, Op::Read64, offset, 0);
@@ -929,6 +939,9 @@ impl tcefw::phb3::regio::RegIo for FakePhb {
         let value = if offset == IODA_DATA0 {
             let key = Self::ioda_step(&mut state);
             state.ioda.get(&key).copied().unwrap_or(0)
+        } else if offset == DMARD_SYNC {
+            // As QEMU's PHB3: the DMA read sync always reads COMPLETE.
+            DMARD_SYNC_COMPLETE
         } else {
             state.regs.get(&offset).copied().unwrap_or(0)
         };

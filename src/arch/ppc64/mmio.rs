@@ -108,6 +108,17 @@ impl MmioRegs {
 }
 
 impl RegIo for MmioRegs {
+    fn now_ns(&self) -> u64 {
+        let hz = u128::from(crate::console::timebase_hz().max(1));
+        (u128::from(super::cpu::timebase()) * 1_000_000_000 / hz) as u64
+    }
+
+    fn barrier(&self) {
+        // Every access below also starts with a `sync`; the protocol's barrier is explicit all
+        // the same, so that it does not rest on how an accessor happens to be written.
+        super::cpu::sync();
+    }
+
     fn delay_ns(&self, ns: u64) {
         let hz = crate::console::timebase_hz();
         let ticks = (u128::from(ns) * u128::from(hz)).div_ceil(1_000_000_000) as u64;
