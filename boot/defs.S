@@ -33,9 +33,17 @@
 	.set PC_R12, 8
 	.set PC_CTR, 16
 	.set PC_HANDLER, 24
-	.set PC_EXC_STACK_TOP, 32
-	.set PC_EXC_STACK_BASE, 40
+	.set PC_EXC_STACK_TOP, 32	/* top of the exception stack: a handler's frame */
+	.set PC_EXC_NESTED_TOP, 40	/* top of its nested region: a handler's handler */
 	.set PC_TOC, 48
+	.set PC_R10, 56
+	.set PC_CR, 64
+	.set PC_EXC_DEPTH, 72		/* handlers running on this CPU: 0, 1 or 2 */
+
+	/* MSR bits of the interrupted context (SRR1/HSRR1), as rotate amounts that bring the
+	 * bit to bit 63 (IBM numbering): HV is bit 3 (1 << 60), PR bit 49 (1 << 14). */
+	.set MSR_HV_ROTATE, 4
+	.set MSR_PR_ROTATE, 50
 
 	/* TrapFrame layout: an ABI stack frame header (32 bytes), then the saved state. */
 	.set TF_GPR, 32			/* 32 x 8 */

@@ -67,24 +67,51 @@ secondary_next_index:
 /*
  * Common exception entry. On arrival: %r12 = vector, %r13 = per-CPU area,
  * SPRG1 = interrupted %r13, PC_R12/PC_R11/PC_CTR = interrupted %r12/%r11/CTR.
+ *
+ * The stack comes from the per-CPU area and the interrupted MSR, never from the interrupted
+ * %r1: once partitions run, %r1 is theirs. The exception stack has two regions: the handler
+ * of an interrupt from outside any handler takes the top one; the handler of an interrupt in
+ * our own hypervisor code while a handler runs (a fault inside a handler, depth 1) takes the
+ * nested one below it. Nothing deeper is served: a fault in a nested handler stops this CPU.
+ * An interrupt from a partition (MSR[HV] = 0) or from problem state cannot come from inside a
+ * handler, so it takes the top region whatever the depth says.
  */
 	.globl exception_entry
 exception_entry:
-	/* Pick the stack: the per-CPU exception stack, or below %r1 if the interrupted code was
-	 * already on it (a fault inside a handler). */
-	ld	%r11, PC_EXC_STACK_TOP(%r13)
-	cmpld	%r1, %r11
-	bge	1f
-	ld	%r11, PC_EXC_STACK_BASE(%r13)
-	cmpld	%r1, %r11
-	blt	1f
-	addi	%r11, %r1, -288			/* skip the interrupted code's red zone */
-	clrrdi	%r11, %r11, 4
-1:	addi	%r11, %r11, -TF_SIZE
+	/* Two scratch registers, and CR before the first compare changes it. */
+	std	%r10, PC_R10(%r13)
+	mfcr	%r10
+	std	%r10, PC_CR(%r13)
+	/* The interrupted MSR: HSRR1 when the stub marked the vector (bit 0, head.S), else
+	 * SRR1; then the vector number proper. */
+	andi.	%r11, %r12, 1
+	mfspr	%r10, SPRN_SRR1
+	beq	2f
+	mfspr	%r10, SPRN_HSRR1
+	xori	%r12, %r12, 1
+2:	/* %r11 = MSR[HV] & ~MSR[PR]: the interrupted code is this hypervisor's. */
+	rldicl	%r11, %r10, MSR_HV_ROTATE, 63
+	rldicl	%r10, %r10, MSR_PR_ROTATE, 63
+	andc.	%r11, %r11, %r10
+	beq	3f				/* a partition or problem state: top region */
+	ld	%r11, PC_EXC_DEPTH(%r13)
+	cmpldi	%r11, 0
+	beq	3f				/* our code outside any handler: top region */
+	cmpldi	%r11, 1
+	bne	exception_stop			/* a fault in a nested handler: no stack left */
+	ld	%r11, PC_EXC_NESTED_TOP(%r13)
+	li	%r10, 2
+	b	4f
+3:	ld	%r11, PC_EXC_STACK_TOP(%r13)
+	li	%r10, 1
+4:	std	%r10, PC_EXC_DEPTH(%r13)
+	addi	%r11, %r11, -TF_SIZE
 	/* %r11 = frame. Save GPRs. */
-	.irp n, 0,1,2,3,4,5,6,7,8,9,10
+	.irp n, 0,1,2,3,4,5,6,7,8,9
 	std	%r\n, TF_GPR+\n*8(%r11)
 	.endr
+	ld	%r10, PC_R10(%r13)
+	std	%r10, TF_GPR+10*8(%r11)
 	ld	%r10, PC_R11(%r13)
 	std	%r10, TF_GPR+11*8(%r11)
 	ld	%r10, PC_R12(%r13)
@@ -98,7 +125,7 @@ exception_entry:
 	std	%r10, TF_CTR(%r11)
 	mflr	%r10
 	std	%r10, TF_LR(%r11)
-	mfcr	%r10
+	ld	%r10, PC_CR(%r13)
 	std	%r10, TF_CR(%r11)
 	mfxer	%r10
 	std	%r10, TF_XER(%r11)
@@ -160,6 +187,10 @@ exception_entry:
 	mtlr	%r10
 	ld	%r10, TF_XER(%r11)
 	mtxer	%r10
+	/* This handler is done (%r13 is still the per-CPU area; it is restored below). */
+	ld	%r10, PC_EXC_DEPTH(%r13)
+	addi	%r10, %r10, -1
+	std	%r10, PC_EXC_DEPTH(%r13)
 	/* Every GPR but r11 (the frame) and r12 (the return kind's scratch). */
 	.irp n, 0,1,2,3,4,5,6,7,8,9,10,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
 	ld	%r\n, TF_GPR+\n*8(%r11)
@@ -174,6 +205,12 @@ exception_entry:
 	ld	%r12, TF_GPR+12*8(%r11)
 	ld	%r11, TF_GPR+11*8(%r11)
 	rfid
+
+/* A fault while a nested handler runs: its stack is the last one, and the fault report is
+ * what faulted. Stop this CPU quietly (the run's watchdog or timeout ends it). */
+exception_stop:
+	or	1,1,1
+	b	exception_stop
 
 /*
  * u64 opal_call_raw(u64 a0, a1, a2, a3, u64 token, u64 opal_base, u64 opal_entry)
@@ -265,6 +302,46 @@ vector_hypercall_probe:
 	lfd	\n, (32 + (\n - 14) * 8)(%r1)
 	.endr
 	addi	%r1, %r1, 512
+	ld	%r0, 16(%r1)
+	mtlr	%r0
+	blr
+
+/*
+ * u64 r1_hypercall_probe(u64 opcode, u64 r1, u64 after[2])
+ * For the in-image test of exception entry: makes `sc 1` with r3 = opcode, zero arguments,
+ * %r1 = the given value (a hostile partition's stack pointer) and CR = 0x2468ace1; stores
+ * the %r1 and the CR the call came back with to after[0] and after[1], and returns r3 on the
+ * real stack. Keeps the caller's CR (its non-volatile fields).
+ */
+	.globl r1_hypercall_probe
+r1_hypercall_probe:
+	mflr	%r0
+	std	%r0, 16(%r1)
+	mfcr	%r0
+	std	%r0, 8(%r1)
+	stdu	%r1, -64(%r1)
+	std	%r5, 32(%r1)
+	std	%r14, 40(%r1)
+	mr	%r14, %r1			/* the real stack, in a register the call keeps */
+	lis	%r0, 0x2468
+	ori	%r0, %r0, 0xace1
+	mtcrf	0xff, %r0
+	mr	%r1, %r4
+	li	%r4, 0
+	li	%r5, 0
+	li	%r6, 0
+	li	%r7, 0
+	sc	1
+	mr	%r4, %r1
+	mr	%r1, %r14
+	mfcr	%r6
+	ld	%r5, 32(%r1)
+	std	%r4, 0(%r5)
+	std	%r6, 8(%r5)
+	ld	%r14, 40(%r1)
+	addi	%r1, %r1, 64
+	ld	%r0, 8(%r1)
+	mtcrf	0xff, %r0
 	ld	%r0, 16(%r1)
 	mtlr	%r0
 	blr

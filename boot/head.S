@@ -21,14 +21,16 @@ _start:
 	b	boot_low
 
 /* Vector stubs: save %r13 in SPRG1 and %r12 in the per-CPU area, then go to the common
- * path with the vector number in %r12. Five instructions fit every slot, including the
- * 0x20-byte hypervisor slots at 0xE00..0xF80. */
-	.macro VECTOR addr
+ * path with the vector number in %r12, plus 1 for the interrupts that save the context in
+ * HSRR0/1 (hsrr=1; the set platform::fault::uses_hsrr names): the entry code reads the
+ * interrupted MSR from there. Five instructions fit every slot, including the 0x20-byte
+ * hypervisor slots at 0xE00..0xF80. */
+	.macro VECTOR addr, hsrr=0
 	. = __head_start + \addr
 	mtspr	SPRN_SPRG1, %r13
 	mfspr	%r13, SPRN_HSPRG0
 	std	%r12, PC_R12(%r13)
-	li	%r12, \addr
+	li	%r12, \addr + \hsrr
 	b	vector_common
 	.endm
 
@@ -43,20 +45,20 @@ _start:
 	VECTOR 0x700	/* program */
 	VECTOR 0x800	/* floating-point unavailable */
 	VECTOR 0x900	/* decrementer */
-	VECTOR 0x980	/* hypervisor decrementer */
+	VECTOR 0x980, 1	/* hypervisor decrementer */
 	VECTOR 0xa00	/* directed privileged doorbell */
 	VECTOR 0xc00	/* system call (sc 1 = hypercall) */
 	VECTOR 0xd00	/* trace */
-	VECTOR 0xe00	/* hypervisor data storage */
-	VECTOR 0xe20	/* hypervisor instruction storage */
-	VECTOR 0xe40	/* hypervisor emulation assistance */
-	VECTOR 0xe60	/* hypervisor maintenance */
-	VECTOR 0xe80	/* directed hypervisor doorbell */
+	VECTOR 0xe00, 1	/* hypervisor data storage */
+	VECTOR 0xe20, 1	/* hypervisor instruction storage */
+	VECTOR 0xe40, 1	/* hypervisor emulation assistance */
+	VECTOR 0xe60, 1	/* hypervisor maintenance */
+	VECTOR 0xe80, 1	/* directed hypervisor doorbell */
 	VECTOR 0xf00	/* performance monitor */
 	VECTOR 0xf20	/* vector unavailable */
 	VECTOR 0xf40	/* VSX unavailable */
 	VECTOR 0xf60	/* facility unavailable */
-	VECTOR 0xf80	/* hypervisor facility unavailable */
+	VECTOR 0xf80, 1	/* hypervisor facility unavailable */
 	VECTOR 0x1500	/* denormalisation */
 	VECTOR 0x1600	/* (reserved on P8, caught anyway) */
 	VECTOR 0x1700	/* (reserved on P8, caught anyway) */

@@ -10,6 +10,7 @@ use crate::platform::boot::Platform;
 pub mod bench;
 mod boot_tests;
 mod bulk_tests;
+mod entry_tests;
 mod pci_tests;
 mod support;
 mod tce_tests;
@@ -24,8 +25,9 @@ pub struct Test {
 
 /// Runs every test and prints the summary line. Returns true when all passed.
 pub fn run_all(platform: &Platform) -> bool {
-    let suites: [(&str, &[Test]); 4] = [
+    let suites: [(&str, &[Test]); 5] = [
         ("boot", boot_tests::TESTS),
+        ("entry", entry_tests::TESTS),
         ("pci", pci_tests::TESTS),
         ("tce", tce_tests::TESTS),
         ("bulk", bulk_tests::TESTS),

@@ -199,6 +199,23 @@ pub fn instructions_completed() -> u32 {
 
 extern "C" {
     fn vector_hypercall_probe(opcode: u64, input: *const [u64; 2], output: *mut [u64; 2]) -> u64;
+    fn r1_hypercall_probe(opcode: u64, r1: u64, after: *mut [u64; 2]) -> u64;
+}
+
+/// The CR value [`hypercall_with_r1`] makes its `sc 1` with.
+pub const R1_PROBE_CR: u32 = 0x2468_ace1;
+
+/// Makes `sc 1` with `opcode` (arguments 0) while %r1 holds `r1` and CR holds
+/// [`R1_PROBE_CR`], as a partition with a hostile stack pointer would; returns the status,
+/// and the %r1 and CR the call came back with (the exception entry test). The real stack is
+/// kept in a register meanwhile.
+pub fn hypercall_with_r1(opcode: u64, r1: u64) -> (u64, u64, u32) {
+    let mut after = [0u64; 2];
+    // SAFETY: the probe (boot/entry.S) keeps the real stack pointer in r14 (saved and
+    // restored) across the `sc 1`, touches no memory through the given r1, writes only
+    // `after`, and keeps every register (and CR field) the ELFv2 ABI says a call must keep.
+    let status = unsafe { r1_hypercall_probe(opcode, r1, &mut after) };
+    (status, after[0], after[1] as u32)
 }
 
 /// Loads VSR0..63 from `input`, makes `sc 1` with `opcode` (arguments 0), and returns the

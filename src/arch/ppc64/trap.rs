@@ -34,6 +34,8 @@ pub fn set_hypercall_handler(handler: HypercallHandler) {
 extern "C" fn tcefw_exception(frame: &mut TrapFrame) -> u64 {
     let leave_by_hrfid = u64::from(uses_hsrr(frame.vector));
     if frame.vector == 0xc00 {
+        #[cfg(feature = "selftest")]
+        selftest_hooks(frame);
         if frame.srr1 & MSR_PR != 0 {
             frame.gpr[3] = H_PRIVILEGE;
         } else if let Some(handler) = HYPERCALL_HANDLER.get() {
@@ -48,6 +50,10 @@ extern "C" fn tcefw_exception(frame: &mut TrapFrame) -> u64 {
         cpu.expected_vector.store(0, Ordering::Relaxed);
         cpu.caught_address
             .store(frame.fault_address(), Ordering::Relaxed);
+        cpu.caught_depth
+            .store(cpu.exception_depth(), Ordering::Relaxed);
+        cpu.caught_frame
+            .store(frame as *const TrapFrame as u64, Ordering::Relaxed);
         cpu.caught_vector.store(frame.vector, Ordering::Release);
         print_report(frame, false);
         frame.skip_instruction();
@@ -55,6 +61,18 @@ extern "C" fn tcefw_exception(frame: &mut TrapFrame) -> u64 {
     }
     print_report(frame, true);
     crate::platform::boot::end_run_failed("unexpected exception")
+}
+
+/// The entry tests' view of a hypercall (src/selftest/entry_tests.rs): where its frame was
+/// built, and, when asked, a fault inside its handler.
+#[cfg(feature = "selftest")]
+fn selftest_hooks(frame: &TrapFrame) {
+    let cpu = this_cpu();
+    cpu.last_hypercall_frame
+        .store(frame as *const TrapFrame as u64, Ordering::Relaxed);
+    if cpu.fault_in_next_hypercall.swap(0, Ordering::AcqRel) != 0 {
+        super::cpu::trigger_program_check();
+    }
 }
 
 fn print_report(frame: &TrapFrame, fatal: bool) {
