@@ -11,6 +11,7 @@ pub mod bench;
 mod boot_tests;
 mod bulk_tests;
 mod entry_tests;
+mod kill_tests;
 mod pci_tests;
 mod support;
 mod tce_tests;
@@ -25,11 +26,12 @@ pub struct Test {
 
 /// Runs every test and prints the summary line. Returns true when all passed.
 pub fn run_all(platform: &Platform) -> bool {
-    let suites: [(&str, &[Test]); 5] = [
+    let suites: [(&str, &[Test]); 6] = [
         ("boot", boot_tests::TESTS),
         ("entry", entry_tests::TESTS),
         ("pci", pci_tests::TESTS),
         ("tce", tce_tests::TESTS),
+        ("kill", kill_tests::TESTS),
         ("bulk", bulk_tests::TESTS),
     ];
     let mut passed = 0;
