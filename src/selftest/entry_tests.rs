@@ -52,13 +52,11 @@ fn image_canary_intact() -> Option<usize> {
         .position(|w| w.load(Ordering::Relaxed) != percpu::GUARD_WORD)
 }
 
-fn hypercall_with_a_hostile_r1(_: &Platform) -> Result<(), String> {
-    crate::firmware::hv::leave_partition();
-    let index = percpu::this_cpu_index();
-    let (base, top) = percpu::exception_stack(index).ok_or("no exception stack")?;
+/// The hostile r1 values of the test, for this CPU's exception stack `[base, top)`.
+fn cases(base: u64, top: u64) -> [(&'static str, u64); 8] {
     let in_data = IMAGE_CANARY[IMAGE_CANARY_WORDS / 2].as_ptr() as u64;
     let in_text = cpu::hypercall_with_r1 as *const () as u64;
-    let cases: [(&str, u64); 8] = [
+    [
         ("0", 0),
         ("the exception stack's base + 64", base + 64),
         ("the middle of the exception stack", base + (top - base) / 2),
@@ -67,50 +65,109 @@ fn hypercall_with_a_hostile_r1(_: &Platform) -> Result<(), String> {
         ("the image's data", in_data),
         ("the image's text", in_text),
         ("all-ones", u64::MAX),
-    ];
+    ]
+}
+
+/// One failed check on one CPU: the case (index into [`cases`]), what failed, a value.
+#[derive(Clone, Copy, Debug)]
+struct Failure {
+    case: usize,
+    check: &'static str,
+    value: u64,
+}
+
+/// Runs every case on the CPU that calls it. Allocates nothing (secondaries run it too).
+fn probe_this_cpu() -> Result<(), Failure> {
+    crate::firmware::hv::leave_partition();
+    let index = percpu::this_cpu_index();
+    let fail = |case, check, value| Err(Failure { case, check, value });
+    let Some((base, top)) = percpu::exception_stack(index) else {
+        return fail(0, "no exception stack", index as u64);
+    };
     let cpu_area = percpu::this_cpu();
-    for (what, r1) in cases {
+    for (case, (_, r1)) in cases(base, top).into_iter().enumerate() {
         percpu::arm_stack_guards(index);
         cpu_area.last_hypercall_frame.store(0, Ordering::Relaxed);
         refill_image_canary();
         let (status, r1_after, cr_after) = cpu::hypercall_with_r1(0x20, r1);
         if status as i64 != H_PRIVILEGE {
-            return Err(format!("r1 = {what} ({r1:#x}): status {}", status as i64));
+            return fail(case, "status", status);
         }
         if r1_after != r1 {
-            return Err(format!(
-                "r1 = {what}: came back {r1_after:#x}, went in {r1:#x}"
-            ));
+            return fail(case, "r1 after the call", r1_after);
         }
         if cr_after != cpu::R1_PROBE_CR {
-            return Err(format!(
-                "r1 = {what}: CR came back {cr_after:#010x}, went in {:#010x}",
-                cpu::R1_PROBE_CR
-            ));
+            return fail(case, "CR after the call", u64::from(cr_after));
         }
         if let Some(at) = percpu::damaged_stack_guard(index) {
-            return Err(format!(
-                "r1 = {what} ({r1:#x}): the guard at {at:#x} around the exception stack \
-                 [{base:#x}, {top:#x}) was overwritten"
-            ));
+            return fail(
+                case,
+                "overwritten guard word around the exception stack",
+                at,
+            );
         }
         if let Some(word) = image_canary_intact() {
-            return Err(format!(
-                "r1 = {what}: word {word} of the image's canary was overwritten"
-            ));
+            return fail(case, "overwritten word of the image's canary", word as u64);
         }
         let frame = cpu_area.last_hypercall_frame.load(Ordering::Relaxed);
         if frame != top - FRAME_BYTES {
-            return Err(format!(
-                "r1 = {what}: frame at {frame:#x}, not at the stack's top {:#x}",
-                top - FRAME_BYTES
-            ));
+            return fail(case, "frame not at the exception stack's top", frame);
         }
         if cpu_area.exception_depth() != 0 {
-            return Err(format!(
-                "r1 = {what}: handler depth {} after the call",
-                cpu_area.exception_depth()
-            ));
+            return fail(
+                case,
+                "handler depth after the call",
+                cpu_area.exception_depth(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Per CPU: 0 when the probe passed, else the failure packed by [`pack`].
+static RESULTS: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
+static FAILURES: [spin::Once<Failure>; percpu::MAX_CPUS] =
+    [const { spin::Once::new() }; percpu::MAX_CPUS];
+
+fn probe_on(cpu_index: usize, _: u64) {
+    let Some(slot) = RESULTS.get(cpu_index) else {
+        return;
+    };
+    match probe_this_cpu() {
+        Ok(()) => slot.store(1, Ordering::Release),
+        Err(failure) => {
+            FAILURES[cpu_index].call_once(|| failure);
+            slot.store(2, Ordering::Release);
+        }
+    }
+}
+
+fn hypercall_with_a_hostile_r1(_: &Platform) -> Result<(), String> {
+    let describe = |cpu: usize, f: Failure| {
+        let (base, top) = percpu::exception_stack(cpu).unwrap_or((0, 0));
+        let (what, r1) = cases(base, top)[f.case.min(7)];
+        format!(
+            "CPU {cpu}, r1 = {what} ({r1:#x}): {} {:#x} (exception stack [{base:#x}, {top:#x}))",
+            f.check, f.value
+        )
+    };
+    // The boot CPU first, alone; then every CPU at once, each on its own stack and area.
+    if let Err(failure) = probe_this_cpu() {
+        return Err(describe(percpu::this_cpu_index(), failure));
+    }
+    for slot in &RESULTS {
+        slot.store(0, Ordering::Relaxed);
+    }
+    crate::arch::ppc64::smp::run_on_all(probe_on, 0);
+    let cpus = crate::arch::ppc64::smp::online_secondaries() + 1;
+    for (cpu, slot) in RESULTS.iter().enumerate().take(cpus) {
+        match slot.load(Ordering::Acquire) {
+            1 => {}
+            2 => {
+                let failure = FAILURES[cpu].get().copied().ok_or("no failure recorded")?;
+                return Err(describe(cpu, failure));
+            }
+            other => return Err(format!("CPU {cpu} did not run the probe ({other})")),
         }
     }
     Ok(())
