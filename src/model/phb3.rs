@@ -35,9 +35,10 @@
 //!   [`RegIo::now_ns`] call advances a clock by a microsecond, so a bounded wait ends.
 //!
 //! Pin watch: given the page accounting, the model plays the most adversarial device: at every
-//! register access (each kill store, each DMA read sync access) it checks that every translation it has
-//! cached lands on pinned frames, as if the device were DMAing through all of them at that
-//! instant. Any cached translation to an unpinned frame is recorded as a violation.
+//! register access (each kill store, each DMA read sync access) it checks that every
+//! translation it has cached lands on pinned frames, as if the device were DMAing through all
+//! of them at that instant. Any cached translation to an unpinned frame is recorded as a
+//! violation.
 
 use super::host::DeviceMemory;
 use crate::iommu::kill::{KILL_ADDR_MASK, KILL_ALL, KILL_ONE, KILL_PE, KILL_PE_MASK};
