@@ -27,5 +27,4 @@ pub mod model;
 pub mod pci;
 pub mod phb3;
 pub mod platform;
-#[cfg(target_arch = "powerpc64")]
 pub mod selftest;

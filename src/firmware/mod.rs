@@ -1,5 +1,6 @@
 //! The firmware's main line once the platform is up: banner, boot summary, the in-image
-//! tests when the boot arguments ask for them, and the end of the run. Also the panic
+//! tests when the boot arguments (bare mode: the configuration blob) ask for them, and the
+//! end of the run. Also the panic
 //! handler: a panic prints its message and location and ends the run as failed.
 //!
 //! Resources: skiboot core/init.c (main_cpu_entry: banner, then bring-up, then payload).
@@ -10,7 +11,7 @@ pub mod pci;
 use crate::platform::boot::{end_run_failed, Platform};
 
 /// The boot-arguments word that runs the in-image tests.
-pub const TEST_BOOTARG: &str = "tcefw.test";
+pub const TEST_BOOTARG: &str = crate::selftest::plan::TEST_WORD;
 
 /// Everything after bring-up. Never returns: the run ends with a verdict.
 pub fn firmware_main(platform: &'static Platform) -> ! {
@@ -58,11 +59,7 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
         let ran = crate::selftest::bench::run_all(platform);
         platform.end_run(ran)
     }
-    let bootargs = platform.machine.bootargs();
-    let run_tests =
-        bootargs.split_whitespace().any(|word| word == TEST_BOOTARG) || cfg!(feature = "selftest");
-    if run_tests {
-        let passed = crate::selftest::run_all(platform);
+    if let Some(passed) = crate::selftest::run_requested(platform) {
         platform.end_run(passed)
     }
     crate::log!(

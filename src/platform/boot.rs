@@ -9,6 +9,7 @@
 //! Resources: skiboot core/init.c (what a payload receives: r3 = FDT, r8/r9 = OPAL),
 //! Linux arch/powerpc/kernel/setup_64.c (copying vectors to 0), QEMU hw/ppc/pnv.c.
 
+use super::config_blob::{self, CONFIG_BLOB_ADDRESS, CONFIG_BLOB_WINDOW};
 use super::devtree::Machine;
 use super::fault::TextSymbols;
 use super::lpc::{LpcBus, LpcUart, IB700_ARM_PORT, IB700_TIMEOUT_NOW};
@@ -64,6 +65,9 @@ pub struct Platform {
     /// RAM set aside for partitions (`[start, end)`): the only memory a TCE may point at.
     /// Empty when the machine has too little RAM to spare it.
     pub partition_pool: (PhysAddr, PhysAddr),
+    /// The boot arguments: `/chosen/bootargs` in payload mode, the configuration blob's
+    /// text in bare mode (see [`super::config_blob`]); empty when there are none.
+    pub boot_args: alloc::string::String,
     opal: Option<Opal>,
     lpc: Option<(ChipXscom, u64)>,
 }
@@ -247,10 +251,24 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
     } else {
         head_start
     };
+    let boot_args = match mode {
+        BootMode::Payload => alloc::string::String::from(machine.bootargs()),
+        BootMode::Bare => bare_boot_args(&machine),
+    };
+    // In bare mode the configuration blob's window stays out of the allocators (whether a
+    // blob is there or not), so that nothing the firmware allocates lands on it.
+    let config_window = match mode {
+        BootMode::Bare => (
+            CONFIG_BLOB_ADDRESS,
+            CONFIG_BLOB_ADDRESS + CONFIG_BLOB_WINDOW,
+        ),
+        BootMode::Payload => (0, 0),
+    };
     let exclude = [
         (0, LOW_RESERVED),
         (image_low, image_end),
         (handover.fdt, handover.fdt + fdt_size as u64),
+        config_window,
     ];
     let mut free = machine.free_ranges(&exclude);
     // The heap takes the top of the largest free range; the frame allocator the rest.
@@ -287,9 +305,43 @@ fn bring_up(handover: Handover) -> Result<&'static Platform, alloc::string::Stri
         machine,
         free_ranges: free,
         partition_pool,
+        boot_args,
         opal,
         lpc,
     }))
+}
+
+/// The text of the bare-mode configuration blob, if the harness placed a valid one; a blob
+/// with the magic but a bad header is reported and ignored.
+fn bare_boot_args(machine: &Machine) -> alloc::string::String {
+    let window_in_ram = machine.memory.iter().any(|range| {
+        range.base <= CONFIG_BLOB_ADDRESS && CONFIG_BLOB_ADDRESS + CONFIG_BLOB_WINDOW <= range.end()
+    });
+    if !window_in_ram {
+        return alloc::string::String::new();
+    }
+    // SAFETY: the window is RAM (checked against the device tree's memory ranges) and no
+    // allocator hands it out (it is excluded from all of them); it is only read.
+    let window = unsafe { phys::bytes(CONFIG_BLOB_ADDRESS, CONFIG_BLOB_WINDOW as usize) };
+    match config_blob::parse(window) {
+        Ok(Some(text)) => {
+            crate::log!(
+                Notice,
+                "CFG",
+                "boot arguments from the blob at {CONFIG_BLOB_ADDRESS:#x}: {text}"
+            );
+            alloc::string::String::from(text)
+        }
+        Ok(None) => alloc::string::String::new(),
+        Err(e) => {
+            crate::log!(
+                Warning,
+                "CFG",
+                "configuration blob at {CONFIG_BLOB_ADDRESS:#x} ignored: {e}"
+            );
+            alloc::string::String::new()
+        }
+    }
 }
 
 /// Under skiboot the vectors at 0 are skiboot's: put ours there, as Linux does.

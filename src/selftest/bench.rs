@@ -8,7 +8,7 @@
 //! host-dependent and only indicative. Resources: POWER ISA 2.07 Book III 9.4 (PMC5);
 //! QEMU target/ppc/power8-pmu.c.
 
-use super::pci_tests::find_device;
+use super::support::find_device;
 use super::support::hcall;
 use crate::arch::ppc64::cpu;
 use crate::firmware::hv;

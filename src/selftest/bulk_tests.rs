@@ -11,8 +11,10 @@
 //! Resources: LoPAR 14.5.4.2.3 (H_STUFF_TCE) and 14.5.4.2.4 (H_PUT_TCE_INDIRECT: list of
 //! big-endian TCEs, 4 KiB aligned, at most 512); Linux arch/powerpc/kvm/book3s_64_vio.c.
 
-use super::pci_tests::find_device;
-use super::support::{edu_bar0, edu_dma, expect, hcall, read_guest, status};
+use super::support::{
+    edu_bar0, edu_dma, edu_reaches_window1, expect, hcall, read_guest, require, status, EDU,
+    WINDOW1_BUS,
+};
 use super::Test;
 use crate::arch::ppc64::smp;
 use crate::firmware::hv::{self, guest_write};
@@ -25,7 +27,7 @@ use crate::hcall::codes::{
 use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
 use crate::iommu::service::WindowConfig;
-use crate::pci::edu::{DmaDirection, Edu, EDU_DEVICE, EDU_VENDOR};
+use crate::pci::edu::{DmaDirection, Edu};
 use crate::platform::boot::{Platform, FRAMES, HEAP, TABLE_BLOCKS};
 use alloc::format;
 use alloc::string::String;
@@ -65,6 +67,8 @@ const PARTITION_BYTES: u64 = 16 << 20;
 /// first 80 MiB).
 const POOL_OFFSET: u64 = 80 << 20;
 const PATTERN_BYTES: usize = 128;
+/// A guest page no bulk test uses, for the DMA-mask probe.
+const PROBE_SCRATCH: u64 = 8 << 20;
 /// Random hostile hypercalls made through `sc 1` (each rejected one is checked to change
 /// nothing at all every 64 calls and after every INDIRECT).
 const HOSTILE_CALLS: u64 = 20_000;
@@ -78,10 +82,13 @@ struct Bulk {
 
 static BULK: Once<Result<Bulk, String>> = Once::new();
 
+/// The edu these tests use and their partition; a skip without edu (asked on every call,
+/// so that every test that needs edu says so).
 fn bulk(platform: &Platform) -> Result<&'static Bulk, String> {
+    require(&EDU)?;
     BULK.call_once(|| {
         let hv = hv::hypervisor().ok_or("no hypervisor")?;
-        let (edu_host, edu) = find_device(EDU_VENDOR, EDU_DEVICE).ok_or("no edu device")?;
+        let (edu_host, edu) = require(&EDU)?;
         let edu_pe = edu.pe.ok_or("edu has no PE")?;
         let (pool, pool_end) = platform.partition_pool;
         if pool + POOL_OFFSET + PARTITION_BYTES > pool_end {
@@ -287,6 +294,8 @@ fn window_cycles(platform: &Platform) -> Result<(), String> {
 fn window_hypercalls(platform: &Platform) -> Result<(), String> {
     let b = bulk(platform)?;
     let phb = b.edu_host.number;
+    // The window the partition creates lands at bus 2^59: edu must reach it.
+    edu_reaches_window1(b.hv, b.edu_host, b.edu_pe, b.me, PROBE_SCRATCH)?;
     let handle =
         b.hv.grant_pe(b.me, phb, b.edu_pe)
             .map_err(|e| format!("grant_pe: {e:?}"))?;
@@ -321,7 +330,7 @@ fn window_hypercalls_as_partition(b: &Bulk, handle: u64) -> Result<(), String> {
     let create = hcall(H_TCEFW_CREATE_PE_DMA_WINDOW, [handle, 16, 30, 2]);
     expect("CREATE 64K pages, 1 GiB", status(create), H_SUCCESS)?;
     let (liobn, start) = (create[1], create[2]);
-    if start != 1 << 59 || create[3] != 1 << 30 {
+    if start != WINDOW1_BUS || create[3] != 1 << 30 {
         return Err(format!(
             "CREATE gave start {start:#x} size {:#x}",
             create[3]

@@ -11,14 +11,13 @@
 //! Resources: QEMU hw/pci-host/pnv_phb3.c (`pnv_phb3_translate_tve` masks every level's digit,
 //! `pnv_phb3_reg_read` answers DMARD_SYNC with COMPLETE); hw/misc/edu.c.
 
-use super::pci_tests::find_device;
-use super::support::{edu_bar0, edu_dma, expect, hcall, read_guest, status};
+use super::support::{edu_bar0, edu_dma, expect, hcall, read_guest, require, status, EDU};
 use super::Test;
 use crate::firmware::hv::{self, guest_write};
 use crate::hcall::codes::{H_PUT_TCE, H_SUCCESS};
 use crate::iommu::service::WindowConfig;
 use crate::iommu::tve::tvt_index;
-use crate::pci::edu::{DmaDirection, Edu, EDU_DEVICE, EDU_VENDOR};
+use crate::pci::edu::{DmaDirection, Edu};
 use crate::platform::boot::Platform;
 use alloc::format;
 use alloc::string::String;
@@ -43,7 +42,7 @@ fn put(liobn: u64, ioba: u64, tce: u64) -> i64 {
 
 fn alias_decodes_onto_the_entry(platform: &Platform) -> Result<(), String> {
     let hv = hv::hypervisor().ok_or("no hypervisor")?;
-    let (host, edu_fn) = find_device(EDU_VENDOR, EDU_DEVICE).ok_or("no edu device")?;
+    let (host, edu_fn) = require(&EDU)?;
     let pe = edu_fn.pe.ok_or("edu has no PE")?;
     let (pool, pool_end) = platform.partition_pool;
     if pool + POOL_OFFSET + PARTITION_BYTES > pool_end {

@@ -4,11 +4,15 @@
 //! shapes (4K, 64K and 16M pages, 1 and 2 levels, window 0 and window 1 at bus address 1<<59).
 //!
 //! QEMU neither caches TCEs nor reports a refused DMA to edu: every check compares memory.
+//! Without an edu the DMA tests skip; window 1 also needs edu's DMA mask to cover bit 59,
+//! which a probe checks first (see `support::edu_reaches_window1`).
 //! Resources: LoPAR 14.5.4.2 (H_PUT_TCE, H_GET_TCE); QEMU hw/pci-host/pnv_phb3.c
 //! (pnv_phb3_translate_tve), hw/misc/edu.c (DMA engine, 4 KiB buffer at 0x40000).
 
-use super::pci_tests::find_device;
-use super::support::{edu_bar0, edu_dma, expect, hcall, read_guest, status};
+use super::support::{
+    edu_bar0, edu_dma, edu_reaches_window1, expect, hcall, read_guest, require, status, EDU,
+    WINDOW1_BUS,
+};
 use super::Test;
 use crate::firmware::hv::{self, guest_write};
 use crate::firmware::pci::PciHost;
@@ -16,7 +20,7 @@ use crate::hcall::codes::{H_FUNCTION, H_GET_TCE, H_PARAMETER, H_PUT_TCE, H_SUCCE
 use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
 use crate::iommu::service::WindowConfig;
-use crate::pci::edu::{DmaDirection, Edu, EDU_DEVICE, EDU_VENDOR};
+use crate::pci::edu::{DmaDirection, Edu};
 use crate::platform::boot::Platform;
 use alloc::format;
 use alloc::string::String;
@@ -61,6 +65,15 @@ const PATTERN_BYTES: usize = 256;
 /// Big enough for four 16 MiB IOMMU pages.
 const PARTITION_BYTES: u64 = 64 << 20;
 const OTHER_PARTITION_BYTES: u64 = 16 << 20;
+/// A guest page no scenario uses, for the DMA-mask probe.
+const PROBE_SCRATCH: u64 = 2 << 20;
+
+/// The partitions the tests play: no device needed.
+struct Partitions {
+    me: &'static Partition,
+    /// Owns the "foreign" window of the "not your LIOBN" checks.
+    other: &'static Partition,
+}
 
 struct Context {
     hv: &'static Hypervisor<'static>,
@@ -71,9 +84,26 @@ struct Context {
     foreign_liobn: u64,
 }
 
+static PARTITIONS: Once<Result<Partitions, String>> = Once::new();
 static CONTEXT: Once<Result<Context, String>> = Once::new();
 
+fn partitions(platform: &Platform) -> Result<&'static Partitions, String> {
+    PARTITIONS
+        .call_once(|| {
+            let (pool, _) = platform.partition_pool;
+            Ok(Partitions {
+                me: hv::add_partition(PARTITION_BYTES, pool)?,
+                other: hv::add_partition(OTHER_PARTITION_BYTES, pool + PARTITION_BYTES)?,
+            })
+        })
+        .as_ref()
+        .map_err(String::clone)
+}
+
+/// The edu the DMA tests drive, the partitions, and a foreign window; a skip without edu
+/// (asked on every call, so that every test that needs edu says so).
 fn context(platform: &Platform) -> Result<&'static Context, String> {
+    require(&EDU)?;
     CONTEXT
         .call_once(|| build_context(platform))
         .as_ref()
@@ -82,11 +112,9 @@ fn context(platform: &Platform) -> Result<&'static Context, String> {
 
 fn build_context(platform: &Platform) -> Result<Context, String> {
     let hv = hv::hypervisor().ok_or("no hypervisor")?;
-    let (edu_host, edu) = find_device(EDU_VENDOR, EDU_DEVICE).ok_or("no edu device")?;
+    let (edu_host, edu) = require(&EDU)?;
     let edu_pe = edu.pe.ok_or("edu has no PE")?;
-    let (pool, _) = platform.partition_pool;
-    let me = hv::add_partition(PARTITION_BYTES, pool)?;
-    let other = hv::add_partition(OTHER_PARTITION_BYTES, pool + PARTITION_BYTES)?;
+    let Partitions { me, other } = *partitions(platform)?;
     // The other partition owns a window on another PE (the root port's on edu's PHB).
     let root_pe = edu_host
         .topology
@@ -161,6 +189,9 @@ fn dma_scenario(
     };
     let hv = ctx.hv;
     let me = ctx.me;
+    if window == 1 {
+        edu_reaches_window1(hv, ctx.edu_host, ctx.edu_pe, me, PROBE_SCRATCH)?;
+    }
     let liobn = hv
         .create_window(
             ctx.edu_host.number,
@@ -190,7 +221,7 @@ fn run_scenario(
     window: u8,
 ) -> Result<(), String> {
     let page = 1u64 << page_shift;
-    let bus_base = if window == 1 { 1u64 << 59 } else { 0 };
+    let bus_base = if window == 1 { WINDOW1_BUS } else { 0 };
     // Guest pages, aligned to the IOMMU page: A and B take device writes, C feeds reads.
     let (a, b, c) = if page >= 16 << 20 {
         (page, 2 * page, 3 * page)
@@ -366,8 +397,8 @@ fn hostile_arguments(platform: &Platform) -> Result<(), String> {
 }
 
 fn unknown_opcode(platform: &Platform) -> Result<(), String> {
-    let ctx = context(platform)?;
-    hv::enter_partition(ctx.me);
+    let me = partitions(platform)?.me;
+    hv::enter_partition(me);
     let got = status(hcall(0x7FF0, [0; 4]));
     hv::leave_partition();
     expect("opcode 0x7FF0", got, H_FUNCTION)
