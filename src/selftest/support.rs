@@ -33,8 +33,8 @@ pub struct NeededDevice {
     pub vendor: u16,
     /// PCI device ID.
     pub device: u16,
-    /// A QEMU option that adds one.
-    pub example: &'static str,
+    /// The `-device` options after the bus.
+    pub options: &'static str,
 }
 
 /// QEMU's edu, with the DMA mask window 1 needs.
@@ -42,7 +42,7 @@ pub const EDU: NeededDevice = NeededDevice {
     driver: "edu",
     vendor: EDU_VENDOR,
     device: EDU_DEVICE,
-    example: "-device edu,bus=pcie.0,addr=0,dma_mask=0xffffffffffffffff",
+    options: ",addr=0,dma_mask=0xffffffffffffffff",
 };
 
 /// An Intel 82574L (e1000e).
@@ -50,7 +50,7 @@ pub const E1000E: NeededDevice = NeededDevice {
     driver: "e1000e",
     vendor: 0x8086,
     device: 0x10d3,
-    example: "-device e1000e,bus=pcie.1,addr=0",
+    options: ",addr=0",
 };
 
 /// The first function with this vendor and device on any PHB.
@@ -60,12 +60,19 @@ pub fn find_device(vendor: u16, device: u16) -> Option<(&'static PciHost, &'stat
         .find_map(|host| host.topology.find(vendor, device).map(|f| (host, f)))
 }
 
-/// The first `needed` device on any PHB, or a skip that names it and says how to add one.
+/// The first `needed` device on any PHB, or a skip that names it and says how to add one
+/// (on the root port of a PHB that has nothing behind it: QEMU names PHB N's `pcie.N`).
 pub fn require(needed: &NeededDevice) -> Result<(&'static PciHost, &'static PciFunction), String> {
     find_device(needed.vendor, needed.device).ok_or_else(|| {
+        let free = hosts()
+            .iter()
+            .find(|host| host.topology.functions.iter().all(|f| f.bdf.rid() == 0));
+        let bus = free.map_or(String::from("pcie.N"), |host| {
+            format!("pcie.{}", host.number)
+        });
         skip(&format!(
-            "needs {} ({:04x}:{:04x}): none found on any PHB; add one with {}",
-            needed.driver, needed.vendor, needed.device, needed.example
+            "needs {} ({:04x}:{:04x}): none found on any PHB; add one with -device {},bus={bus}{}",
+            needed.driver, needed.vendor, needed.device, needed.driver, needed.options
         ))
     })
 }
