@@ -39,6 +39,7 @@
 # Debugging:
 #   --gdb                 start QEMU halted with a gdb stub on localhost:1234 and print the
 #                         gdb command that attaches with the helpers of tools/tcefw.gdb
+#   --gdb-port PORT       the stub's port instead of 1234 (implies --gdb)
 #   --debug               build without optimisation
 #
 # Set-up:
@@ -75,6 +76,7 @@ tiers=""
 smp=""
 mem=""
 gdb=0
+gdb_port=1234
 qemu=""
 timeout_s=""
 log=""
@@ -93,7 +95,7 @@ usage_error() {
 print_help() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 # --- Options ----------------------------------------------------------------------------------
-value_options=" --mode --bootargs --devices --only --tier --smp --mem --qemu --timeout --log --elf "
+value_options=" --mode --bootargs --devices --only --tier --smp --mem --qemu --timeout --log --elf --gdb-port "
 argv=("$@")
 i=0
 while [ "$i" -lt ${#argv[@]} ]; do
@@ -141,6 +143,7 @@ while [ "$i" -lt ${#argv[@]} ]; do
         --icount) icount=1 ;;
         --expect-fault) expect_fault=1 ;;
         --gdb) gdb=1 ;;
+        --gdb-port) gdb_port=$value; gdb=1 ;;
         --debug) profile=debug ;;
         --no-install) install=0 ;;
         --setup-only) setup_only=1 ;;
@@ -160,6 +163,7 @@ case "$devices" in "" | default | moved | none) ;;
     *) usage_error "--devices must be default, moved or none, not '$devices'" ;;
 esac
 [ -z "$smp" ] || [[ "$smp" =~ ^[1-9][0-9]*$ ]] || usage_error "--smp takes a number, not '$smp'"
+[[ "$gdb_port" =~ ^[1-9][0-9]*$ ]] || usage_error "--gdb-port takes a port number, not '$gdb_port'"
 [ -z "$timeout_s" ] || [[ "$timeout_s" =~ ^[1-9][0-9]*$ ]] ||
     usage_error "--timeout takes seconds, not '$timeout_s'"
 [ -z "$only" ] || [[ "$only" =~ ^[A-Za-z0-9_*,]+$ ]] ||
@@ -174,6 +178,72 @@ if [ -z "$timeout_s" ]; then
 fi
 
 target=powerpc64le-unknown-linux-gnu
+
+# --- Devices (checked before anything is installed or built) ---------------------------------
+# The user's PCI devices (any -device but the generic loader, which only places bytes).
+user_devices=()
+for ((j = 0; j < ${#extra[@]}; j++)); do
+    case "${extra[j]}" in
+        -device | --device)
+            spec=${extra[j + 1]:-}
+            [ "${spec%%,*}" = loader ] || user_devices+=("$spec") ;;
+    esac
+done
+# The value of option KEY in a -device SPEC ("edu,bus=pcie.1,addr=0").
+spec_option() {
+    local part
+    local IFS=,
+    for part in $1; do
+        if [[ "$part" == "$2="* ]]; then echo "${part#*=}"; return; fi
+    done
+}
+# The built-in layouts: "driver bus" pairs.
+layout_devices() {
+    case "$1" in
+        default) echo "edu pcie.0 e1000e pcie.1" ;;
+        moved) echo "edu pcie.2 e1000e pcie.0" ;;
+        *) echo "" ;;
+    esac
+}
+if [ -z "$devices" ]; then
+    if [ ${#user_devices[@]} -gt 0 ]; then
+        devices=none
+        if [ "$test_mode" = 1 ] || [ "$bench_mode" = 1 ]; then
+            echo "qemu-run.sh: your -device arguments replace the built-in test devices" \
+                "(--devices default keeps them)" >&2
+        fi
+    elif [ "$test_mode" = 1 ] || [ "$bench_mode" = 1 ]; then
+        devices=default
+    else
+        devices=none
+    fi
+fi
+read -r -a layout <<<"$(layout_devices "$devices")"
+# powernv8 has three PHB3s per chip, each with one root port: buses pcie.0 to pcie.2.
+free_buses=""
+for bus in pcie.0 pcie.1 pcie.2; do
+    [[ " ${layout[*]:-} " == *" $bus "* ]] || free_buses+="${free_buses:+, }$bus"
+done
+for spec in "${user_devices[@]}"; do
+    bus=$(spec_option "$spec" bus)
+    for ((j = 0; j < ${#layout[@]}; j += 2)); do
+        if [ -n "$bus" ] && [ "$bus" = "${layout[j + 1]}" ]; then
+            die "-device $spec collides with --devices $devices, which puts ${layout[j]} on $bus: use a bus it leaves free (${free_buses:-none}) or --devices none"
+        fi
+    done
+done
+# The drivers this run was given: a test that skips for one of them fails the run.
+given_drivers=""
+described=()
+for ((j = 0; j < ${#layout[@]}; j += 2)); do
+    given_drivers+=" ${layout[j]}"
+    described+=("${layout[j]} on ${layout[j + 1]}")
+done
+for spec in "${user_devices[@]}"; do
+    given_drivers+=" ${spec%%,*}"
+    described+=("$spec")
+done
+devices_text=$(IFS=';'; echo "${described[*]:-none}" | sed 's/;/, /g')
 
 # --- Set-up: install what is missing -------------------------------------------------------
 as_root() {
@@ -265,72 +335,6 @@ dd if="$images/symbols.txt" of="$images/symbols.bin" conv=notrunc status=none
 llvm-objcopy --update-section .symtab_blob="$images/symbols.bin" "$elf" "$images/tcefw.elf"
 llvm-objcopy -O binary "$images/tcefw.elf" "$images/tcefw.bin"
 
-# --- Devices ----------------------------------------------------------------------------------
-# The user's PCI devices (any -device but the generic loader, which only places bytes).
-user_devices=()
-for ((j = 0; j < ${#extra[@]}; j++)); do
-    case "${extra[j]}" in
-        -device | --device)
-            spec=${extra[j + 1]:-}
-            [ "${spec%%,*}" = loader ] || user_devices+=("$spec") ;;
-    esac
-done
-# The value of option KEY in a -device SPEC ("edu,bus=pcie.1,addr=0").
-spec_option() {
-    local part
-    local IFS=,
-    for part in $1; do
-        if [[ "$part" == "$2="* ]]; then echo "${part#*=}"; return; fi
-    done
-}
-# The built-in layouts: "driver bus" pairs.
-layout_devices() {
-    case "$1" in
-        default) echo "edu pcie.0 e1000e pcie.1" ;;
-        moved) echo "edu pcie.2 e1000e pcie.0" ;;
-        *) echo "" ;;
-    esac
-}
-if [ -z "$devices" ]; then
-    if [ ${#user_devices[@]} -gt 0 ]; then
-        devices=none
-        if [ "$test_mode" = 1 ] || [ "$bench_mode" = 1 ]; then
-            echo "qemu-run.sh: your -device arguments replace the built-in test devices" \
-                "(--devices default keeps them)" >&2
-        fi
-    elif [ "$test_mode" = 1 ] || [ "$bench_mode" = 1 ]; then
-        devices=default
-    else
-        devices=none
-    fi
-fi
-read -r -a layout <<<"$(layout_devices "$devices")"
-# powernv8 has three PHB3s per chip, each with one root port: buses pcie.0 to pcie.2.
-free_buses=""
-for bus in pcie.0 pcie.1 pcie.2; do
-    [[ " ${layout[*]:-} " == *" $bus "* ]] || free_buses+="${free_buses:+, }$bus"
-done
-for spec in "${user_devices[@]}"; do
-    bus=$(spec_option "$spec" bus)
-    for ((j = 0; j < ${#layout[@]}; j += 2)); do
-        if [ -n "$bus" ] && [ "$bus" = "${layout[j + 1]}" ]; then
-            die "-device $spec collides with --devices $devices, which puts ${layout[j]} on $bus: use a bus it leaves free (${free_buses:-none}) or --devices none"
-        fi
-    done
-done
-# The drivers this run was given: a test that skips for one of them fails the run.
-given_drivers=""
-described=()
-for ((j = 0; j < ${#layout[@]}; j += 2)); do
-    given_drivers+=" ${layout[j]}"
-    described+=("${layout[j]} on ${layout[j + 1]}")
-done
-for spec in "${user_devices[@]}"; do
-    given_drivers+=" ${spec%%,*}"
-    described+=("$spec")
-done
-devices_text=$(IFS=';'; echo "${described[*]:-none}" | sed 's/;/, /g')
-
 # --- Boot arguments -------------------------------------------------------------------------
 words=()
 [ -z "$bootargs" ] || words+=("$bootargs")
@@ -388,7 +392,7 @@ if [ "$bench_mode" = 1 ]; then
 fi
 [ -z "$smp" ] || args+=(-smp "$smp")
 [ -z "$mem" ] || args+=(-m "$mem")
-[ "$gdb" = 0 ] || args+=(-s -S)
+[ "$gdb" = 0 ] || args+=(-gdb "tcp:localhost:$gdb_port" -S)
 args+=("${extra[@]}")
 
 [ -n "$log" ] || log=${CARGO_TARGET_DIR:-target}/qemu-$mode.log
@@ -436,9 +440,9 @@ fi
 
 if [ "$gdb" = 1 ]; then
     gdb_bin=$(find_gdb)
-    echo "qemu-run.sh: QEMU starts halted ($what) with a gdb stub on localhost:1234." >&2
-    echo "qemu-run.sh: attach from another terminal with:" >&2
-    echo "  $gdb_bin -q $images/tcefw.elf -x $here/tools/tcefw.gdb -ex 'target remote localhost:1234'" >&2
+    echo "qemu-run.sh: QEMU starts halted ($what) with a gdb stub on localhost:$gdb_port." >&2
+    echo "qemu-run.sh: attach from another terminal with (the ELF keeps its symbol table):" >&2
+    echo "  $gdb_bin -q $images/tcefw.elf -x $here/tools/tcefw.gdb -ex 'target remote localhost:$gdb_port'" >&2
     echo "qemu-run.sh: then e.g. 'break tcefw_boot', 'continue', 'tcefw-percpu', 'tcefw-tvt 0' (tcefw-help lists the helpers)" >&2
     echo "qemu-run.sh: $qemu ${args[*]}" >&2
     run_qemu

@@ -65,7 +65,7 @@ pub fn firmware_main(platform: &'static Platform) -> ! {
     crate::log!(
         Notice,
         "BOOT",
-        "boot complete (in-image tests: ./qemu-run.sh --test, or '{TEST_BOOTARG}' in the payload's boot arguments)"
+        "boot complete (in-image tests: ./qemu-run.sh --test, or '{TEST_BOOTARG}' in the boot arguments)"
     );
     platform.end_run(true)
 }
