@@ -63,7 +63,7 @@ note_fail() {
 capture_stderr() {
     local file=$1
     shift
-    { "$@" 2>&1 1>&3 3>&- | tee "$file" >&2 3>&-; exit "${PIPESTATUS[0]}"; } 3>&1
+    ("$@" 2>&1 1>&3 3>&- | tee "$file" >&2 3>&-; exit "${PIPESTATUS[0]}") 3>&1
     status=$?
 }
 
@@ -276,7 +276,7 @@ if [ "$run_qemu" = 1 ]; then
         note_fail "bad_usage_exits_2_with_a_message" "see above"; fi
 
     # --- Debugging: the gdb helpers load, and read a live machine ----------------------------
-    gdb_bin=$(command -v gdb-multiarch || echo gdb)
+    gdb_bin=$(command -v gdb-multiarch >/dev/null && echo gdb-multiarch || echo gdb)
     loaded=$("$gdb_bin" -nx -batch -x tools/tcefw.gdb -ex 'help tcefw-tces' \
         target/images/tcefw.elf 2>&1)
     if [[ "$loaded" == *"tcefw helpers loaded"* ]] && [[ "$loaded" == *"tcefw-tces PHB PE WINDOW"* ]] &&

@@ -18,12 +18,10 @@ fn blob(version: u32, length: u32, text: &[u8]) -> Vec<u8> {
 
 #[test]
 fn documented_address_and_window() {
-    // README: "0xf00000, 64 KiB": between QEMU's 4 MiB -bios limit and its device tree at
-    // 16 MiB.
+    // README: "0xf00000, 64 KiB" (config_blob.rs asserts at compile time that it lies
+    // between QEMU's 4 MiB -bios limit and its device tree at 16 MiB).
     assert_eq!(CONFIG_BLOB_ADDRESS, 0xf0_0000);
     assert_eq!(CONFIG_BLOB_WINDOW, 64 << 10);
-    assert!(CONFIG_BLOB_ADDRESS >= 4 << 20);
-    assert!(CONFIG_BLOB_ADDRESS + CONFIG_BLOB_WINDOW <= 0x100_0000);
 }
 
 #[test]

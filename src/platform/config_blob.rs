@@ -26,6 +26,11 @@
 pub const CONFIG_BLOB_ADDRESS: u64 = 0x00f0_0000;
 /// Bytes kept out of the allocators from [`CONFIG_BLOB_ADDRESS`].
 pub const CONFIG_BLOB_WINDOW: u64 = 0x1_0000;
+// QEMU loads -bios firmware at 0 (at most 4 MiB) and writes its device tree at 16 MiB
+// (hw/ppc/pnv.c FW_MAX_SIZE, PNV_FDT_ADDR): the window must not overlap either.
+const _: () = assert!(
+    CONFIG_BLOB_ADDRESS >= 4 << 20 && CONFIG_BLOB_ADDRESS + CONFIG_BLOB_WINDOW <= 0x100_0000
+);
 /// The blob's first eight bytes.
 pub const CONFIG_BLOB_MAGIC: [u8; 8] = *b"TCEFWCFG";
 /// The only layout version there is.
