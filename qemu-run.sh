@@ -505,7 +505,9 @@ failed=$(count_lines '^(FAIL [^ ]+ \([0-9.]+ s\)|FAIL selection: )')
 skipped=$(count_lines '^SKIP [^ ]+ \([0-9.]+ s\)')
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 | tr -d '\r' || true)
 if [ -z "$run_error" ]; then
-    if [ -z "$summary" ]; then
+    if [ -z "$summary" ] && grep -q "BOOT: boot complete" "$log"; then
+        run_error="the image booted without running tests: its boot arguments had no 'tcefw.test' (bare mode: the configuration blob at 0xf00000)"
+    elif [ -z "$summary" ]; then
         run_error="no 'N passed, N failed, N skipped' verdict line: the run ended early"
     elif [ "$summary" != "$passed passed, $failed failed, $skipped skipped" ]; then
         run_error="the verdict says '$summary' but the log has $passed PASS, $failed FAIL and $skipped SKIP lines"

@@ -332,6 +332,31 @@ if [ "$run_qemu" = 1 ]; then
 fi
 
 # --- One JUnit file for the whole run, read back with a standard XML parser --------------------
+# First the writers on logs made to be awkward: markup and control characters in reasons, a
+# skip for a device the run was given, a host test that failed with its captured output.
+hostile=$logs/expected-failures/junit-hostile
+mkdir -p "$hostile"
+printf '%s\r\n' 'TIER pci: 3 test(s)' 'PASS a_test (0.5 s)' \
+    "FAIL b_test (0.25 s): 1 < 2 & \"quoted\" <tag> $(printf '\001\033')[0m" \
+    'SKIP c_test (0.000001 s): needs e1000e (8086:10d3): none' \
+    'SKIP d_test (0.1 s): needs edu with a DMA mask that covers window 1' \
+    '2 passed, 1 failed, 2 skipped' >"$hostile/serial.log"
+printf '%s\n' '     Running tests/x.rs (target/x)' '' 'running 3 tests' 'test m::ok ... ok' \
+    'test m::bad ... FAILED' 'test m::later ... ignored' '' 'failures:' '' \
+    '---- m::bad stdout ----' "thread 'm::bad' panicked at tests/x.rs:1:1:" \
+    'assertion failed: a < b && c > "d"' '' '' 'failures:' '    m::bad' '' \
+    'test result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s' \
+    >"$hostile/cargo.log"
+results_junit_serial "$hostile/serial.log" hostile "$hostile/serial.junit.xml" "edu" 1 ""
+results_junit_cargo "$hostile/cargo.log" "$hostile/cargo.junit.xml"
+if command -v python3 >/dev/null &&
+    python3 tools/check-junit.py "$hostile/serial.junit.xml" --expect 1 2 1 >"$hostile/check.txt" &&
+    python3 tools/check-junit.py "$hostile/cargo.junit.xml" --expect 1 1 1 >>"$hostile/check.txt" &&
+    grep -q 'message="1 &lt; 2 &amp; &quot;quoted&quot; &lt;tag&gt; \[0m"' "$hostile/serial.junit.xml"; then
+    note_pass "junit_writers_escape_and_count_awkward_logs"
+else
+    note_fail "junit_writers_escape_and_count_awkward_logs" "$(tr '\n' ' ' <"$hostile/check.txt" 2>/dev/null)"
+fi
 write_results() {
     results_junit_checks "$checks" boot-checks "$logs/checks.junit.xml"
     results_junit_merge "$logs/results.xml" "tcefw ./test.sh" "${suites[@]}" "$logs/checks.junit.xml"
