@@ -1,7 +1,7 @@
 //! The firmware's main line once the platform is up: banner, boot summary, the in-image
 //! tests when the boot arguments (bare mode: the configuration blob) ask for them, and the
-//! end of the run. Also the panic
-//! handler: a panic prints its message and location and ends the run as failed.
+//! end of the run. Also the panic handler: a panic prints its message and location and
+//! ends the run as failed.
 //!
 //! Resources: skiboot core/init.c (main_cpu_entry: banner, then bring-up, then payload).
 

@@ -1,7 +1,8 @@
 //! The boot sequence shared by both modes, and the end of a run.
 //!
 //! Bare mode (`-bios`): QEMU hands us its device tree; the console is the LPC UART through
-//! XSCOM, HID0[HILE] is ours to set, and the run ends through the ib700 watchdog.
+//! XSCOM, HID0[HILE] is ours to set, the boot arguments come from the configuration blob
+//! (`config_blob`), and the run ends through the ib700 watchdog.
 //! Payload mode (`-kernel` under skiboot): skiboot's tree has `/ibm,opal`; the console and
 //! HILE go through OPAL, our vectors replace skiboot's at 0 (as Linux does), and the run
 //! ends with OPAL_CEC_POWER_DOWN. Nothing above this module cares which mode it is.
