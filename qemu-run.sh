@@ -23,7 +23,8 @@
 #                         skipped for lack of a device the run was given, and a clean end
 #   --only PATTERNS       run only these tests: names or globs, comma-separated (e.g.
 #                         tce_4k_1level_window1 or 'tce_*'); implies --test
-#   --tier TIERS          run only these tiers (boot, pci, tce, bulk); implies --test
+#   --tier TIERS          run only these tiers (boot, entry, pci, tce, kill, bulk: --list
+#                         shows each test's); implies --test
 #   --list                print the tests the image holds, one "TIER NAME" per line,
 #                         honouring --only and --tier, then exit (boots to ask the image)
 #   --devices LAYOUT      built-in test devices: default (edu on pcie.0, e1000e on pcie.1),
@@ -295,9 +296,11 @@ if [ "$setup_only" = 1 ]; then
 fi
 
 # --- Build ------------------------------------------------------------------------------------
-# The in-image tests need no build option: the boot arguments (bare mode: the configuration
-# blob) ask for them. The fault demonstration and the benchmarks are build features.
+# The boot arguments (bare mode: the configuration blob) ask for the in-image tests; the
+# `selftest` feature builds in the hooks some of them read (and nothing runs without the
+# boot arguments). The fault demonstration and the benchmarks are build features.
 features=()
+[ "$test_mode" = 0 ] && [ "$list_mode" = 0 ] || features+=(selftest)
 [ "$expect_fault" = 0 ] || features+=(fault-demo)
 [ "$bench_mode" = 0 ] || features+=(bench)
 if [ -z "$elf" ]; then

@@ -170,10 +170,10 @@ if [ "$run_qemu" = 1 ]; then
     echo "== [$(since_start)] edu without dma_mask (must fail, saying why)"
     t0=$(date +%s)
     capture_stderr "${mask_log%.log}.stderr" ./qemu-run.sh --test --log "$mask_log" \
-        --only tce_4k_1level_window1,window_hypercalls_query_create_remove_reset \
+        --only tce_4k_1level_window1,window_hypercalls_query_create_remove_reset,alias_above_the_table_reach_decodes_onto_the_entry \
         --devices none -- -device edu,bus=pcie.1,addr=0 >/dev/null
-    mask_skips=$(grep -cE '^SKIP [^ ]+ \(.*\): needs edu with a DMA mask .*28 bits.*dma_mask=0xffffffffffffffff' "$mask_log")
-    if [ "$status" = 1 ] && [ "$mask_skips" = 2 ] &&
+    mask_skips=$(grep -cE '^SKIP [^ ]+ \(.*\): needs edu with a 64-bit DMA mask: .*28 bits.*dma_mask=0xffffffffffffffff' "$mask_log")
+    if [ "$status" = 1 ] && [ "$mask_skips" = 3 ] &&
         grep -q "FAIL tce_4k_1level_window1 skipped, but this run has the device it needs (edu)" \
             "${mask_log%.log}.stderr"; then
         note_pass "edu_without_dma_mask_says_why_window1_cannot_run" $(($(date +%s) - t0))
@@ -233,7 +233,9 @@ if [ "$run_qemu" = 1 ]; then
     # A blob with the magic but a bad header is reported and the boot goes on.
     bad_blob=$logs/expected-failures/bad-blob.bin
     printf 'TCEFWCFG\x00\x00\x00\x02\x00\x00\x00\x0atcefw.test' >"$bad_blob"
-    ./qemu-run.sh --log "$logs/bad-blob.log" -- \
+    # (--elf: the image the test runs built, so that no plain build is needed.)
+    ./qemu-run.sh --elf target/powerpc64le-unknown-linux-gnu/release/tcefw \
+        --log "$logs/bad-blob.log" -- \
         -device "loader,file=$bad_blob,addr=0xf00000,force-raw=on" >/dev/null 2>&1
     status=$?
     if [ "$status" = 0 ] &&
@@ -285,6 +287,16 @@ if [ "$run_qemu" = 1 ]; then
     else
         note_fail "gdb_loads_tools_tcefw_gdb" "$(head -n 3 <<<"$loaded" | tr '\n' ' ')"
     fi
+    # The helpers read the per-CPU area by offset: their field list must be the struct's.
+    struct_fields=$(sed -n '/^pub struct PerCpu {/,/^}/p' src/arch/ppc64/percpu.rs |
+        sed -nE 's/^    (pub )?([a-z0-9_]+): .*/\2/p' | tr '\n' ' ')
+    gdb_fields=$(sed -n '/^PERCPU_FIELDS = \[/,/^\]/p' tools/tcefw.gdb | grep -oE '"[a-z0-9_]+"' |
+        tr -d '"' | tr '\n' ' ')
+    if [ -n "$struct_fields" ] && [ "$struct_fields" = "$gdb_fields" ]; then
+        note_pass "gdb_percpu_fields_match_the_struct"
+    else
+        note_fail "gdb_percpu_fields_match_the_struct" "struct: $struct_fields; tools/tcefw.gdb: $gdb_fields"
+    fi
     # Stop at the third hypercall of tce_4k_1level_window0, which has just mapped bus 0x3000
     # (TCE 3 of edu's window 0) onto guest page 0x4000, writable.
     port=$((20000 + $$ % 20000))
@@ -310,6 +322,7 @@ if [ "$run_qemu" = 1 ]; then
     want_tce=$(printf '%#014x' $((${pool:-0} + 0x4000)))
     if [[ "$command_line" == *"$gdb_bin"*tcefw.elf*tools/tcefw.gdb* ]] && [ -n "$pool" ] &&
         grep -qE "^  pir +$(printf '%#018x' $((${pir:-0})))\$" "$gdb_out" &&
+        grep -qE "^  caller_partition +0x0+[0-9a-f]\$" "$gdb_out" &&
         grep -qE "^TVE +2  PE +1 window 0 " "$gdb_out" &&
         grep -qE "^  \[ +3\] bus 0x0000000000003000 -> $want_tce RW\$" "$gdb_out"; then
         note_pass "gdb_helpers_show_percpu_tvt_and_tces"

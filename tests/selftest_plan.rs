@@ -14,22 +14,20 @@ const TESTS: &[(&str, &str)] = &[
 ];
 
 fn selected(args: &str) -> Result<Vec<&'static str>, String> {
-    let request = Request::from_boot_args(args, false);
+    let request = Request::from_boot_args(args);
     select(&request, TESTS).map(|indices| indices.iter().map(|&i| TESTS[i].1).collect())
 }
 
 #[test]
-fn no_word_asks_for_nothing_unless_forced() {
-    let quiet = Request::from_boot_args("console=hvc0 quiet", false);
-    assert!(!quiet.wanted());
-    let forced = Request::from_boot_args("console=hvc0", true);
-    assert!(forced.run && !forced.list);
+fn no_word_asks_for_nothing() {
+    let quiet = Request::from_boot_args("console=hvc0 quiet tcefw.testing tcefw.tests=x");
+    assert!(!quiet.wanted(), "only our exact words count");
     assert_eq!(selected("").unwrap().len(), TESTS.len());
 }
 
 #[test]
 fn the_bare_word_runs_every_test() {
-    let request = Request::from_boot_args("quiet tcefw.test", false);
+    let request = Request::from_boot_args("quiet tcefw.test");
     assert!(request.run && request.patterns.is_empty() && request.tiers.is_empty());
     assert_eq!(selected("tcefw.test").unwrap().len(), TESTS.len());
     assert_eq!(request.describe(), "every test");
@@ -85,14 +83,14 @@ fn tiers_select_and_intersect_with_patterns() {
             "hostile_random_hypercalls_change_nothing"
         ]
     );
-    let tier_alone = Request::from_boot_args("tcefw.tier=pci", false);
+    let tier_alone = Request::from_boot_args("tcefw.tier=pci");
     assert!(tier_alone.run, "a tier word runs tests by itself");
     assert_eq!(
         selected("tcefw.tier=tce tcefw.test=*window1").unwrap(),
         ["tce_4k_1level_window1"]
     );
     assert_eq!(
-        Request::from_boot_args("tcefw.tier=tce tcefw.test=*window1", false).describe(),
+        Request::from_boot_args("tcefw.tier=tce tcefw.test=*window1").describe(),
         "tcefw.test=*window1 tcefw.tier=tce"
     );
 }
@@ -113,14 +111,14 @@ fn unknown_patterns_and_tiers_are_refused_by_name() {
 
 #[test]
 fn list_word_lists_the_selection() {
-    let request = Request::from_boot_args("tcefw.list tcefw.tier=pci", false);
+    let request = Request::from_boot_args("tcefw.list tcefw.tier=pci");
     assert!(request.list && request.wanted());
     assert_eq!(
         select(&request, TESTS).unwrap(),
         [2],
         "listing honours the selection"
     );
-    let list_all = Request::from_boot_args("tcefw.list", false);
+    let list_all = Request::from_boot_args("tcefw.list");
     assert!(list_all.list && !list_all.run);
 }
 

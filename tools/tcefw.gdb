@@ -25,14 +25,17 @@ set print pretty on
 python
 import gdb
 
-# src/arch/ppc64/percpu.rs `PerCpu` (repr(C), align 128; the first seven fields are fixed
-# by boot/defs.S PC_*). The stride is the struct's size, 128 bytes.
+# src/arch/ppc64/percpu.rs `PerCpu`, field by field (repr(C): 8 bytes each, in this order;
+# the first ten are fixed by boot/defs.S PC_*). test.sh checks this list against the struct.
+# The struct is aligned to 128 bytes, so the stride is its size rounded up to 128.
 PERCPU_FIELDS = [
     "scratch_r11", "scratch_r12", "scratch_ctr", "handler", "exception_stack_top",
-    "exception_stack_base", "toc", "pir", "expected_vector", "caught_vector",
-    "caught_address", "work_fn", "work_arg", "work_done", "caller_partition",
+    "exception_nested_top", "toc", "scratch_r10", "scratch_cr", "exception_depth", "pir",
+    "expected_vector", "caught_vector", "caught_address", "caught_depth", "caught_frame",
+    "fault_in_next_hypercall", "last_hypercall_frame", "work_fn", "work_arg", "work_done",
+    "caller_partition",
 ]
-PERCPU_STRIDE = 128
+PERCPU_STRIDE = (len(PERCPU_FIELDS) * 8 + 127) // 128 * 128
 NO_PARTITION = (1 << 64) - 1
 # src/iommu/tve.rs: 512 TVEs (PE * 2 + window); IBM bit fields of the TVE.
 TVT_ENTRIES = 512
@@ -112,7 +115,7 @@ class TcefwPercpu(gdb.Command):
                 note = "  (no partition)"
             elif name in ("handler", "work_fn") and value:
                 note = "  " + gdb.execute("info symbol %#x" % value, to_string=True).strip()
-            print("  %-21s %#018x%s" % (name, value, note))
+            print("  %-24s %#018x%s" % (name, value, note))
 
 
 class TcefwTvt(gdb.Command):

@@ -11,7 +11,9 @@
 //! Resources: QEMU hw/pci-host/pnv_phb3.c (`pnv_phb3_translate_tve` masks every level's digit,
 //! `pnv_phb3_reg_read` answers DMARD_SYNC with COMPLETE); hw/misc/edu.c.
 
-use super::support::{edu_bar0, edu_dma, expect, hcall, read_guest, require, status, EDU};
+use super::support::{
+    edu_bar0, edu_dma, edu_reaches_window1, expect, hcall, read_guest, require, status, EDU,
+};
 use super::Test;
 use crate::firmware::hv::{self, guest_write};
 use crate::hcall::codes::{H_PUT_TCE, H_SUCCESS};
@@ -35,6 +37,8 @@ pub const TESTS: &[Test] = &[Test {
 const POOL_OFFSET: u64 = 96 << 20;
 const PARTITION_BYTES: u64 = 4 << 20;
 const BYTES: usize = 256;
+/// A guest page this test does not use, for the DMA-mask probe.
+const PROBE_SCRATCH: u64 = 2 << 20;
 
 fn put(liobn: u64, ioba: u64, tce: u64) -> i64 {
     status(hcall(H_PUT_TCE, [liobn, ioba, tce, 0]))
@@ -49,6 +53,9 @@ fn alias_decodes_onto_the_entry(platform: &Platform) -> Result<(), String> {
         return Err(String::from("partition pool too small"));
     }
     let me = hv::add_partition(PARTITION_BYTES, pool + POOL_OFFSET)?;
+    // The alias lies one reach (4 GiB here) above X: an edu whose DMA mask drops bit 32
+    // would land on X by itself and pass for the wrong reason.
+    edu_reaches_window1(hv, host, pe, me, PROBE_SCRATCH)?;
     let bar0 = edu_bar0(host)?;
     let edu = Edu::new(&bar0).map_err(|e| format!("{e:?}"))?;
     // The default window's shape: 2 GiB of 4K pages in 2 levels of 1024 entries.

@@ -19,9 +19,9 @@ mod bulk_tests;
 #[cfg(target_arch = "powerpc64")]
 mod entry_tests;
 #[cfg(target_arch = "powerpc64")]
-mod kill_tests;
-#[cfg(target_arch = "powerpc64")]
 pub mod gdb;
+#[cfg(target_arch = "powerpc64")]
+mod kill_tests;
 #[cfg(target_arch = "powerpc64")]
 mod pci_tests;
 #[cfg(target_arch = "powerpc64")]

@@ -36,13 +36,9 @@ pub struct Request {
 
 impl Request {
     /// Reads the request from boot arguments (whitespace-separated words; words that are not
-    /// ours are left to whoever owns them). `forced` runs the tests even without a word (the
-    /// `selftest` build feature).
-    pub fn from_boot_args(args: &str, forced: bool) -> Request {
-        let mut request = Request {
-            run: forced,
-            ..Request::default()
-        };
+    /// ours are left to whoever owns them).
+    pub fn from_boot_args(args: &str) -> Request {
+        let mut request = Request::default();
         for word in args.split_whitespace() {
             let (key, value) = match word.split_once('=') {
                 Some((key, value)) => (key, Some(value)),

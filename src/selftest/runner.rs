@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 /// Runs (or lists) what the boot arguments ask for; `None` when they ask for nothing.
 /// `Some(true)` when the run passed.
 pub fn run_requested(platform: &Platform) -> Option<bool> {
-    let request = Request::from_boot_args(&platform.boot_args, cfg!(feature = "selftest"));
+    let request = Request::from_boot_args(&platform.boot_args);
     request.wanted().then(|| run(platform, &request))
 }
 

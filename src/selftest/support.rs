@@ -129,8 +129,8 @@ pub const WINDOW1_BUS: u64 = 1 << 59;
 
 static WINDOW1_PROBE: Once<Result<(), String>> = Once::new();
 
-/// Whether the edu on `host` (PE `pe`) can reach window 1's bus addresses, asked once per
-/// boot. QEMU's edu ANDs every DMA address with its `dma_mask` property (28 bits unless the
+/// Whether the edu on `host` (PE `pe`) can reach window 1's bus addresses (and so any high
+/// bus address, such as an alias above a table's reach), asked once per boot. QEMU's edu ANDs every DMA address with its `dma_mask` property (28 bits unless the
 /// user sets it) and tells the guest nothing: the register reads back unmasked. What can be
 /// seen is where a DMA lands. With a TCE at `PROBE_IOBA` of a window 0 mapping
 /// `scratch_gra`, a device write to 2^59 + `PROBE_IOBA` lands in that page when the mask
@@ -197,10 +197,10 @@ fn probe_window1(
     removed.map_err(|e| format!("DMA-mask probe: remove_window: {e:?}"))?;
     if landed_low {
         return Err(skip(&format!(
-            "needs edu with a DMA mask that covers window 1: a DMA to bus {:#x} landed at \
-             bus {PROBE_IOBA:#x} in window 0, so this edu's dma_mask (QEMU's default is 28 \
-             bits, 0xfffffff) drops bit 59 of window 1's bus addresses; give the device \
-             dma_mask=0xffffffffffffffff",
+            "needs edu with a 64-bit DMA mask: a DMA to bus {:#x} (window 1) landed at bus \
+             {PROBE_IOBA:#x} in window 0, so this edu's dma_mask (QEMU's default is 28 bits, \
+             0xfffffff) drops the high bits of the bus addresses the test uses; give the \
+             device dma_mask=0xffffffffffffffff",
             WINDOW1_BUS + PROBE_IOBA
         )));
     }
