@@ -121,7 +121,8 @@ fn put_get_replace_readonly_clear_on_every_window_shape() {
         ));
         assert_eq!(model.dma_read(RID, bus + 16, 11).unwrap(), b"pattern-two");
 
-        // Write-only is stored as R|W (W implies R).
+        // Write-only stays write-only: H_GET_TCE returns W alone, the device may write A
+        // but a device read through X faults.
         assert_eq!(
             hv.dispatch(part, H_PUT_TCE, &args(&[liobn, bus, a | 2]))
                 .status,
@@ -129,13 +130,26 @@ fn put_get_replace_readonly_clear_on_every_window_shape() {
         );
         assert_eq!(
             hv.dispatch(part, H_GET_TCE, &args(&[liobn, bus])).out[0],
-            a | 3
+            a | 2
         );
+        assert!(matches!(
+            model.dma_read(RID, bus + 16, 11),
+            Err(DmaFault::Permission { write: false, .. })
+        ));
+        model.dma_write(RID, bus + 16, b"write-only!").unwrap();
+        assert!(model.memory().read(host(a) + 16, &mut seen));
+        assert_eq!(&seen, b"write-only!");
+        // A's dirty bit from its first (R|W) mapping goes; the W-only one must set it again.
+        rig.pages.take_dirty(host(a));
 
         // Cleared: DMA blocked both ways, and memory unchanged.
         assert_eq!(
             hv.dispatch(part, H_PUT_TCE, &args(&[liobn, bus, 0])).status,
             H_SUCCESS
+        );
+        assert!(
+            rig.pages.is_dirty(host(a)),
+            "a released write-only page is dirty"
         );
         assert!(model.dma_write(RID, bus, b"blocked").is_err());
         assert!(model.dma_read(RID, bus, 4).is_err());

@@ -1,6 +1,6 @@
 //! The IOMMU: PHB3 IODA2 DMA translation owned by the firmware.
 //!
-//! - [`tce`]: TCE values (big-endian in memory, R/W bits, W implies R);
+//! - [`tce`]: TCE values (big-endian in memory, R/W bits kept as given);
 //! - [`tve`]: TVE encoding and the TVT write;
 //! - [`table`]: TCE tables of 1..5 levels with on-demand levels installed by CAS;
 //! - [`pages`]: pin counts and dirty bits of every RAM frame a TCE points at;

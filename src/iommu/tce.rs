@@ -5,10 +5,18 @@
 //! 0x2 it may write, 00 unmapped. In memory each entry is big-endian whatever the CPU's
 //! endianness (the PHB fetches them big-endian).
 //!
+//! The permission bits are kept exactly as the caller gave them: a write-only TCE stays
+//! write-only, so a device may write the page but not read it. That is what a pseries guest
+//! asks for (Linux arch/powerpc/kernel/iommu.c `iommu_direction_to_tce_perm` maps
+//! DMA_FROM_DEVICE to TCE_PCI_WRITE alone, and platforms/pseries/iommu.c passes it to
+//! H_PUT_TCE unchanged), what KVM stores (book3s_64_vio.c `kvmppc_tce_put` keeps the guest's
+//! value) and what QEMU's sPAPR model keeps (hw/ppc/spapr_iommu.c `put_tce_emu`). Linux's
+//! bare-metal powernv driver adds READ to WRITE in its own tables (pci-ioda-tce.c
+//! `pnv_tce_build`); a hypervisor serving a guest must not widen what the guest granted.
+//!
 //! Resources: LoPAR "TCE" format (ch_address_map); Linux arch/powerpc/include/asm/tce.h
-//! (TCE_PCI_READ/TCE_PCI_WRITE) and platforms/powernv/pci-ioda-tce.c `pnv_tce_build`, which
-//! always adds READ to WRITE; QEMU hw/pci-host/pnv_phb3.c `pnv_phb3_translate_tve` (how the
-//! PHB checks the permission bits).
+//! (TCE_PCI_READ/TCE_PCI_WRITE); QEMU hw/pci-host/pnv_phb3.c `pnv_phb3_translate_tve` (the PHB
+//! checks R for a device read and W for a device write, separately).
 
 use crate::mm::PhysAddr;
 
@@ -28,7 +36,7 @@ pub enum Perm {
     None,
     /// Device reads (memory to device) only.
     Read,
-    /// Device writes (device to memory). The hardware entry also gets READ (see [`Tce::new`]).
+    /// Device writes (device to memory) only: a device read through it faults.
     Write,
     /// Both directions.
     ReadWrite,
@@ -64,17 +72,13 @@ impl Tce {
     /// The unmapped entry.
     pub const NONE: Tce = Tce(0);
 
-    /// A mapping of the page at `page` (at least 4 KiB aligned) with `perm`.
-    ///
-    /// W implies R: Linux's `pnv_tce_build` always sets READ with WRITE, and a device that may
-    /// write a buffer can in any case observe it. `Perm::None` gives [`Tce::NONE`].
+    /// A mapping of the page at `page` (at least 4 KiB aligned) with exactly `perm`
+    /// (write-only stays write-only). `Perm::None` gives [`Tce::NONE`].
     pub const fn new(page: PhysAddr, perm: Perm) -> Tce {
-        let bits = match perm {
-            Perm::None => return Tce::NONE,
-            Perm::Read => TCE_READ,
-            Perm::Write | Perm::ReadWrite => TCE_READ | TCE_WRITE,
-        };
-        Tce((page & TCE_RPN_MASK) | bits)
+        if let Perm::None = perm {
+            return Tce::NONE;
+        }
+        Tce((page & TCE_RPN_MASK) | perm.bits())
     }
 
     /// The entry whose CPU-order value is `raw`.
@@ -128,8 +132,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn write_implies_read_and_none_is_zero() {
-        assert_eq!(Tce::new(0x1234_5000, Perm::Write).raw(), 0x1234_5003);
+    fn permissions_are_kept_and_none_is_zero() {
+        let write_only = Tce::new(0x1234_5000, Perm::Write);
+        assert_eq!(write_only.raw(), 0x1234_5002);
+        assert!(write_only.writable() && !write_only.readable());
+        assert_eq!(write_only.perm(), Perm::Write);
         assert_eq!(Tce::new(0x1234_5000, Perm::Read).raw(), 0x1234_5001);
         assert_eq!(Tce::new(0x1234_5000, Perm::None), Tce::NONE);
         let tce = Tce::new(0x1234_5000, Perm::ReadWrite);

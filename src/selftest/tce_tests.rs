@@ -1,7 +1,8 @@
 //! In-image tests of the TCE hypercalls through a real `sc 1`, proven by edu's DMA through
-//! the PHB3's translation: map, remap (exchange: old page released and dirty), read-only and
-//! cleared TCEs, RAM-to-device reads, H_GET_TCE, and hostile arguments, on several window
-//! shapes (4K, 64K and 16M pages, 1 and 2 levels, window 0 and window 1 at bus address 1<<59).
+//! the PHB3's translation: map, remap (exchange: old page released and dirty), read-only,
+//! write-only and cleared TCEs, RAM-to-device reads, H_GET_TCE, and hostile arguments, on
+//! several window shapes (4K, 64K and 16M pages, 1 and 2 levels, window 0 and window 1 at
+//! bus address 1<<59).
 //!
 //! QEMU neither caches TCEs nor reports a refused DMA to edu: every check compares memory.
 //! Without an edu the DMA tests skip; window 1 also needs edu's DMA mask to cover bit 59,
@@ -288,6 +289,37 @@ fn run_scenario(
     if read_page(me, b)? != zeros {
         return Err(String::from("a read-only TCE let the device write"));
     }
+    // A write-only TCE (what Linux maps DMA_FROM_DEVICE to) stays write-only: H_GET_TCE
+    // returns W alone, the device's write lands, and its read through X is refused (QEMU's
+    // PHB3 gives the refused read no data; edu's buffer does not get A's pattern).
+    expect("map X->A write-only", put(liobn, x, a | 2), H_SUCCESS)?;
+    let (status, tce) = get(liobn, x);
+    expect("get X write-only", status, H_SUCCESS)?;
+    if tce != a | 2 {
+        return Err(format!("H_GET_TCE(X) = {tce:#x}, expected {:#x}", a | 2));
+    }
+    device.dma(DmaDirection::BufferToRam, x)?;
+    if read_page(me, a)? != first {
+        return Err(String::from("a write-only TCE blocked the device's write"));
+    }
+    let secret = pattern(0x33);
+    guest_write(me, a, &secret)?;
+    device.dma(DmaDirection::RamToBuffer, x)?;
+    expect("map Y->B", put(liobn, y, b | 3), H_SUCCESS)?;
+    device.dma(DmaDirection::BufferToRam, y)?;
+    if read_page(me, b)? == secret {
+        return Err(String::from("a write-only TCE let the device read A"));
+    }
+    expect("clear Y", put(liobn, y, 0), H_SUCCESS)?;
+    hv.pages().take_dirty(host(a)?);
+    expect("map X->B read-only again", put(liobn, x, b | 1), H_SUCCESS)?;
+    if !hv.pages().take_dirty(host(a)?) {
+        return Err(String::from(
+            "A was mapped write-only but is not marked dirty after release",
+        ));
+    }
+    guest_write(me, a, &zeros)?;
+    guest_write(me, b, &zeros)?;
     // A cleared TCE blocks both directions.
     expect("clear X", put(liobn, x, 0), H_SUCCESS)?;
     device.dma(DmaDirection::BufferToRam, x)?;
