@@ -307,7 +307,16 @@ impl<'a> Hypervisor<'a> {
     /// The host TCE for the caller's `tce` in `window`: permission 00 means unmapped (every
     /// other bit ignored); otherwise everything but the permission bits must be a guest-real
     /// address aligned to the IOMMU page (so reserved bits must be 0, as KVM's
-    /// `iommu_tce_check_gpa` requires) whose whole page is the caller's memory.
+    /// `iommu_tce_check_gpa` requires) whose whole page is the caller's memory, and whose
+    /// HOST address is aligned to the IOMMU page too.
+    ///
+    /// The host check matters because a partition only needs 4 KiB alignment in host memory:
+    /// with a 64K or 16M window over such a partition an aligned guest page lands on a
+    /// misaligned host address, and the PHB drops the low bits of the TCE's address (QEMU
+    /// `pnv_phb3_translate_tve` masks with the IOMMU page size), so the device would reach
+    /// memory below the partition. KVM refuses the same case: `kvmppc_tce_validate` →
+    /// `mm_iommu_ua_to_hpa` fails when the IOMMU page shift exceeds what the host backing
+    /// provides (arch/powerpc/kvm/book3s_64_vio.c, arch/powerpc/mm/book3s64/iommu_api.c).
     fn host_tce(&self, caller: &Partition, page_size: u64, tce: u64) -> Result<Tce, i64> {
         let perm = Perm::from_bits(tce);
         if perm == Perm::None {
@@ -318,6 +327,9 @@ impl<'a> Hypervisor<'a> {
             return Err(H_PARAMETER);
         }
         let host = caller.to_host(gra, page_size).ok_or(H_PARAMETER)?;
+        if host & (page_size - 1) != 0 {
+            return Err(H_PARAMETER);
+        }
         // Guaranteed by add_partition; checked again because a TCE into firmware memory or
         // outside the accounted RAM must be impossible, not merely unlikely.
         if !self.pages.covers(host, page_size)

@@ -6,6 +6,10 @@
 //! with memory that excludes the firmware; later a real guest (MSR[HV]=0) will be, and the
 //! TCE protocol does not change.
 //!
+//! A partition needs only 4 KiB alignment in host memory, so which IOMMU page sizes can map
+//! it depends on its placement ([`Partition::can_map_pages_of`]): the hypercalls refuse a TCE
+//! whose host page is misaligned, and the window query offers only the page sizes that fit.
+//!
 //! Resources: LoPAR ch_address_map (real mode addressing of a partition); DESIGN.md.
 
 use crate::mm::PhysAddr;
@@ -61,6 +65,29 @@ impl Partition {
     pub fn to_guest(&self, host: PhysAddr) -> Option<u64> {
         let offset = host.checked_sub(self.host_base)?;
         (offset < self.size).then(|| self.guest_base + offset)
+    }
+
+    /// True when at least one IOMMU page of `page_size` bytes (a power of two, at least
+    /// 4 KiB) fits in the partition with its guest-real AND its host address aligned to the
+    /// page. The partition is one contiguous range, so either every page-aligned guest-real
+    /// address has a page-aligned host address or none has: a partition whose host base is
+    /// only 4 KiB aligned can never have a 64K or 16M TCE, and one smaller than a page can
+    /// never hold one.
+    pub fn can_map_pages_of(&self, page_size: u64) -> bool {
+        if !page_size.is_power_of_two() {
+            return false;
+        }
+        let mask = page_size - 1;
+        if self.host_base.wrapping_sub(self.guest_base) & mask != 0 {
+            return false;
+        }
+        let first = match self.guest_base.checked_add(mask) {
+            Some(up) => up & !mask,
+            None => return false,
+        };
+        first
+            .checked_add(page_size)
+            .is_some_and(|end| end <= self.guest_base + self.size)
     }
 
     /// True when host `[host, host + len)` is all the partition's memory.

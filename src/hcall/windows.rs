@@ -14,7 +14,7 @@
 //!
 //! | r3 (opcode) | r4 | r5 | r6 | r7 | r3 (status) | r4 | r5 | r6 | r7 |
 //! |---|---|---|---|---|---|---|---|---|---|
-//! | `0xF200` QUERY_PE_DMA_WINDOW | PE handle | | | | H_SUCCESS, H_PARAMETER | windows available (0..=2) | largest window in TCEs (2^47) | I/O page sizes (LoPAR bits: 0x1 4K, 0x2 64K, 0x4 16M) | most levels (5) |
+//! | `0xF200` QUERY_PE_DMA_WINDOW | PE handle | | | | H_SUCCESS, H_PARAMETER | windows available (0..=2) | largest window in TCEs (2^47) | I/O page sizes the caller can use (LoPAR bits: 0x1 4K, 0x2 64K, 0x4 16M) | most levels (5) |
 //! | `0xF204` CREATE_PE_DMA_WINDOW | PE handle | page shift (12, 16, 24) | window shift (log2 bytes, page shift..=59) | levels (1..=5) | H_SUCCESS, H_PARAMETER, H_P2, H_P3, H_P4, H_RESOURCE, H_NO_MEM | LIOBN | bus start (0 or 2^59) | window size in bytes | |
 //! | `0xF208` REMOVE_PE_DMA_WINDOW | LIOBN | | | | H_SUCCESS, H_PARAMETER, H_NO_MEM | TCEs that were still mapped and got unmapped | LIOBN of the restored default window, or 0 | | |
 //! | `0xF20C` RESET_PE_DMA_WINDOWS | PE handle | | | | H_SUCCESS, H_PARAMETER, H_NO_MEM | LIOBN of the default window | TCEs unmapped | | |
@@ -32,6 +32,17 @@
 //!   (DMA address bit 59). Create takes the lowest free one, as QEMU's DDW does.
 //! - Default window (LoPAR DDW requirement 4: 4 KiB pages, below 4 GB): window 0, 2 GiB,
 //!   4 KiB pages, 2 levels. [`Hypervisor::grant_pe`] creates it, reset restores it.
+//! - Page sizes are the caller's: a partition needs only 4 KiB alignment in host memory, and
+//!   a 64K or 16M TCE must be aligned in host memory as well as in guest-real memory (the
+//!   PHB drops the low bits), so QUERY offers only the page sizes whose pages can map some of
+//!   the caller's memory (`Partition::can_map_pages_of`: guest-to-host offset aligned to the
+//!   page, and at least one whole page inside the partition) and CREATE refuses any other
+//!   with H_P2. A window the partition asks for is then never one it cannot use; this is what
+//!   QEMU's VFIO code does for a guest on small host pages (hw/vfio/spapr.c
+//!   `vfio_spapr_create_window` caps the IOMMU page size at `qemu_minrampagesize()`). The
+//!   firmware's own setup path ([`Hypervisor::create_window`]) does not filter: whatever made
+//!   a window, H_PUT_TCE, H_STUFF_TCE and H_PUT_TCE_INDIRECT refuse every TCE whose host page
+//!   is misaligned (H_PARAMETER, nothing changed).
 //! - Remove **unmaps**. LoPAR's ibm,remove-pe-dma-window requirement 2 makes it the caller's
 //!   job that the table holds no valid mapping, and leaves the platform's answer to a caller
 //!   who breaks that open. We unmap every remaining TCE through the one protocol (TVE off,
@@ -146,6 +157,17 @@ pub struct PeDmaReset {
     pub default_liobn: u64,
     /// TCEs that were still valid and were unmapped.
     pub unmapped: u64,
+}
+
+/// The query's page-size mask for `caller`: the sizes of [`PAGE_SIZE_MASK`] whose pages can
+/// map some of the caller's memory ([`Partition::can_map_pages_of`]).
+pub fn usable_page_sizes(caller: &Partition) -> u64 {
+    PAGE_SHIFTS
+        .iter()
+        .enumerate()
+        .filter(|&(_, &shift)| caller.can_map_pages_of(1 << shift))
+        .fold(0, |mask, (bit, _)| mask | 1 << bit)
+        & PAGE_SIZE_MASK
 }
 
 fn status_of(error: iommu::Error) -> i64 {
@@ -287,7 +309,7 @@ impl<'a> Hypervisor<'a> {
         Ok(PeDmaQuery {
             windows_available: (2 - service.windows_of(pe)) as u64,
             largest_tces: 1 << (MAX_WINDOW_SHIFT - PAGE_SHIFTS[0]),
-            page_sizes: PAGE_SIZE_MASK,
+            page_sizes: usable_page_sizes(caller),
             max_levels: MAX_LEVELS as u64,
         })
     }
@@ -306,7 +328,7 @@ impl<'a> Hypervisor<'a> {
         let page_shift = PAGE_SHIFTS
             .iter()
             .copied()
-            .find(|&s| s as u64 == page_shift)
+            .find(|&s| s as u64 == page_shift && caller.can_map_pages_of(1 << s))
             .ok_or(H_P2);
         let window_shift_ok =
             |ps: u32| (ps as u64..=MAX_WINDOW_SHIFT as u64).contains(&window_shift);

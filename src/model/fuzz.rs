@@ -973,7 +973,9 @@ impl<'r> Fuzzer<'r> {
     fn create(&mut self, caller: usize, args: &mut [u64; HCALL_ARGS]) -> (u64, bool) {
         let (handle, bad_handle) = self.handle(caller);
         let (page_shift, bad_page) = if self.rng.percent(80) {
-            (self.rng.pick(&[12u64, 12, 16, 24]), false)
+            let shift = self.rng.pick(&[12u64, 12, 16, 24]);
+            // A page size the caller's placement cannot map is refused (H_P2).
+            (shift, !self.parts[caller].can_map_pages_of(1 << shift))
         } else {
             let ps = self
                 .rng

@@ -2,7 +2,8 @@
 //! the PHB3's translation: map, remap (exchange: old page released and dirty), read-only,
 //! write-only and cleared TCEs, RAM-to-device reads, H_GET_TCE, and hostile arguments, on
 //! several window shapes (4K, 64K and 16M pages, 1 and 2 levels, window 0 and window 1 at
-//! bus address 1<<59).
+//! bus address 1<<59); and large IOMMU pages over a partition only 4 KiB aligned in host
+//! memory, which every TCE call must refuse.
 //!
 //! QEMU neither caches TCEs nor reports a refused DMA to edu: every check compares memory.
 //! Without an edu the DMA tests skip; window 1 also needs edu's DMA mask to cover bit 59,
@@ -17,7 +18,9 @@ use super::support::{
 use super::Test;
 use crate::firmware::hv::{self, guest_write};
 use crate::firmware::pci::PciHost;
-use crate::hcall::codes::{H_FUNCTION, H_GET_TCE, H_PARAMETER, H_PUT_TCE, H_SUCCESS};
+use crate::hcall::codes::{
+    H_FUNCTION, H_GET_TCE, H_PARAMETER, H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE, H_SUCCESS,
+};
 use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
 use crate::iommu::service::WindowConfig;
@@ -56,6 +59,10 @@ pub const TESTS: &[Test] = &[
         run: hostile_arguments,
     },
     Test {
+        name: "large_pages_over_4k_aligned_partition_refused",
+        run: large_pages_over_misaligned_partition,
+    },
+    Test {
         name: "unknown_opcode_is_h_function",
         run: unknown_opcode,
     },
@@ -66,6 +73,11 @@ const PATTERN_BYTES: usize = 256;
 /// Big enough for four 16 MiB IOMMU pages.
 const PARTITION_BYTES: u64 = 64 << 20;
 const OTHER_PARTITION_BYTES: u64 = 16 << 20;
+/// The partition of the large-page test: 1 MiB at 104 MiB + 4 KiB into the pool (the TCE
+/// tests take the first 80 MiB, the bulk tests the next 16, the kill test 96..100 MiB), so
+/// its host base is 4 KiB aligned and no more.
+const MISALIGNED_POOL_OFFSET: u64 = (104 << 20) + 0x1000;
+const MISALIGNED_PARTITION_BYTES: u64 = 1 << 20;
 /// A guest page no scenario uses, for the DMA-mask probe.
 const PROBE_SCRATCH: u64 = 2 << 20;
 
@@ -426,6 +438,99 @@ fn hostile_arguments(platform: &Platform) -> Result<(), String> {
     result?;
     removed.map_err(|e| format!("remove_window: {e:?}"))?;
     Ok(())
+}
+
+static MISALIGNED: Once<Result<&'static Partition, String>> = Once::new();
+
+/// Issue 8, defect 1: a 64K window over a partition whose host base is only 4 KiB aligned.
+/// Every guest page of 64 KiB then sits on a misaligned host address, and the PHB would drop
+/// the low bits (QEMU `pnv_phb3_translate_tve` masks with the page size) and let edu reach
+/// memory below the partition. H_PUT_TCE, H_STUFF_TCE and H_PUT_TCE_INDIRECT must refuse it
+/// with H_PARAMETER and change nothing (entries, pins and dirty bits, kill stores, memory).
+fn large_pages_over_misaligned_partition(platform: &Platform) -> Result<(), String> {
+    let ctx = context(platform)?;
+    let hv = ctx.hv;
+    let part = *MISALIGNED
+        .call_once(|| {
+            let (pool, pool_end) = platform.partition_pool;
+            if pool + MISALIGNED_POOL_OFFSET + MISALIGNED_PARTITION_BYTES > pool_end {
+                return Err(String::from("partition pool too small"));
+            }
+            hv::add_partition(MISALIGNED_PARTITION_BYTES, pool + MISALIGNED_POOL_OFFSET)
+        })
+        .as_ref()
+        .map_err(String::clone)?;
+    let page = 64u64 << 10;
+    if part.host_base() & (page - 1) == 0 || part.can_map_pages_of(page) {
+        return Err(format!(
+            "the test partition at {:#x} is 64K aligned",
+            part.host_base()
+        ));
+    }
+    let liobn = hv
+        .create_window(
+            ctx.edu_host.number,
+            window_config(ctx.edu_pe, 16, 1, 0),
+            part,
+        )
+        .map_err(|e| format!("create_window: {e:?}"))?;
+    let bar0 = edu_bar0(ctx.edu_host)?;
+    let device = Device {
+        edu: Edu::new(&bar0).map_err(|e| format!("{e:?}"))?,
+    };
+    hv::enter_partition(part);
+    let result = (|| {
+        let list = 0x2000u64;
+        let mut entries = Vec::new();
+        for tce in [page | 3, 2 * page | 1, 3 * page | 2] {
+            entries.extend_from_slice(&u64::to_be_bytes(tce));
+        }
+        guest_write(part, list, &entries)?;
+        let marker = pattern(0x42);
+        guest_write(part, 0, &marker)?;
+        let state = |hv: &Hypervisor<'_>| {
+            let mut records = Vec::new();
+            hv.pages().copy_records(&mut records);
+            let entries: Vec<(i64, u64)> = (0..4).map(|i| get(liobn, i * page)).collect();
+            let kills = hv.phb(ctx.edu_host.number).map(|p| p.kill_counts().stores);
+            (records, entries, kills)
+        };
+        let before = state(hv);
+        let calls: [(&str, u64, [u64; 4]); 4] = [
+            ("H_PUT_TCE of guest page 0", H_PUT_TCE, [liobn, 0, 3, 0]),
+            (
+                "H_PUT_TCE of guest page 64K",
+                H_PUT_TCE,
+                [liobn, page, page | 3, 0],
+            ),
+            ("H_STUFF_TCE", H_STUFF_TCE, [liobn, 0, page | 1, 4]),
+            (
+                "H_PUT_TCE_INDIRECT",
+                H_PUT_TCE_INDIRECT,
+                [liobn, 0, list, 3],
+            ),
+        ];
+        for (what, opcode, args) in calls {
+            expect(what, status(hcall(opcode, args)), H_PARAMETER)?;
+            if state(hv) != before {
+                return Err(format!("{what} was refused but changed the state"));
+            }
+        }
+        // The device reaches nothing through the window.
+        device.dma(DmaDirection::BufferToRam, 0)?;
+        if read_page(part, 0)? != marker {
+            return Err(String::from("the device wrote through a refused TCE"));
+        }
+        Ok(())
+    })();
+    hv::leave_partition();
+    let removed = hv.remove_window(liobn);
+    result?;
+    match removed {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(format!("the window held {n} TCEs")),
+        Err(e) => Err(format!("remove_window: {e:?}")),
+    }
 }
 
 fn unknown_opcode(platform: &Platform) -> Result<(), String> {
