@@ -1,20 +1,56 @@
 //! A published-object slot: the lock-free way a hypercall finds a DMA window while setup code
 //! may create or remove it on another CPU.
 //!
-//! A reader announces itself (`users += 1`), then loads the pointer; a remover swaps the
-//! pointer to null, then waits until `users` is 0 before freeing the object. With sequentially
-//! consistent operations either the reader sees null, or the remover sees the reader's
-//! announcement and waits for it (Dekker's argument), so no reader ever holds a freed object.
-//! Readers never block and never allocate; only removal, which is setup work, waits.
+//! A reader first looks at the pointer and gives up if it is null; otherwise it announces
+//! itself (`users += 1`), loads the pointer again, and backs out (`users -= 1`) if that load
+//! is null. A remover swaps the pointer to null, then waits until `users` is 0 before freeing
+//! the object. Readers never block and never allocate; only removal, which is setup work,
+//! waits.
+//!
+//! Safety (no reader holds a freed object). All operations are sequentially consistent. A
+//! reader that keeps the object loaded it, in its second load, before the remover's swap; its
+//! announcement comes before that load, so before the swap, so before the remover's reads of
+//! `users`: the remover sees the announcement and waits until the reader drops its hold
+//! (Dekker's argument). Every other reader loads null and never dereferences anything.
+//!
+//! Bounded removal. The look before the announcement is what bounds the wait (without it, a
+//! stream of readers on other CPUs, each announcing before the previous one backs out, keeps
+//! `users` above 0 for ever: tests/slot_retire.rs shows 200 such readers in a row holding up a
+//! remover). With it, a reader whose first load comes after the swap returns `None` without
+//! touching `users`. So after the swap the only readers that can raise `users` are those whose
+//! first load came before the swap: at most one per CPU (a hypercall holds its CPU, and it
+//! makes one acquire at a time), each raising it once. Each of them either backs out at once
+//! (its second load is null) or was already holding the object before the swap and releases it
+//! when its hypercall returns. After the swap `users` therefore rises at most once per CPU
+//! and then only falls: the remover waits for at most one hypercall's worth of work per CPU,
+//! whatever other CPUs do. A slot published again after the removal is a new publication:
+//! readers of it are not the removal's business (the remover has returned by then).
 //! This is the IOMMU's second unsafe leaf (the first is `ram`): raw-pointer ownership only.
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
+/// The points where a reader of a [`Slot`] may be held up, so that a host test can interleave
+/// readers and a remover step by step instead of hoping the scheduler does. Production slots
+/// use [`NoPause`], whose calls compile to nothing.
+pub trait ReaderSteps {
+    /// The reader has seen an object published and is about to announce itself.
+    fn before_announce(&self) {}
+    /// The reader has announced itself and is about to load the pointer again.
+    fn after_announce(&self) {}
+}
+
+/// Readers that never pause: the production slot.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoPause;
+
+impl ReaderSteps for NoPause {}
+
 /// A slot holding at most one boxed `T`.
-pub struct Slot<T> {
+pub struct Slot<T, S: ReaderSteps = NoPause> {
     object: AtomicPtr<T>,
     users: AtomicU32,
+    steps: S,
 }
 
 impl<T> Default for Slot<T> {
@@ -45,10 +81,23 @@ impl<T> Drop for SlotRef<'_, T> {
 impl<T> Slot<T> {
     /// A slot with nothing in it.
     pub const fn empty() -> Self {
+        Self::with_steps(NoPause)
+    }
+}
+
+impl<T, S: ReaderSteps> Slot<T, S> {
+    /// An empty slot whose readers go through `steps` (tests).
+    pub const fn with_steps(steps: S) -> Self {
         Slot {
             object: AtomicPtr::new(core::ptr::null_mut()),
             users: AtomicU32::new(0),
+            steps,
         }
+    }
+
+    /// The reader steps (tests drive them).
+    pub fn steps(&self) -> &S {
+        &self.steps
     }
 
     /// True when nothing is published.
@@ -74,7 +123,14 @@ impl<T> Slot<T> {
 
     /// A hold on the published object, or `None` when the slot is empty.
     pub fn acquire(&self) -> Option<SlotRef<'_, T>> {
+        // Look before announcing: once the slot is unpublished no new reader touches the
+        // count, so a remover waits only for readers that were already on their way in.
+        if self.object.load(Ordering::SeqCst).is_null() {
+            return None;
+        }
+        self.steps.before_announce();
         self.users.fetch_add(1, Ordering::SeqCst);
+        self.steps.after_announce();
         let raw = self.object.load(Ordering::SeqCst);
         if raw.is_null() {
             self.users.fetch_sub(1, Ordering::Release);
@@ -105,7 +161,7 @@ impl<T> Slot<T> {
     }
 }
 
-impl<T> Drop for Slot<T> {
+impl<T, S: ReaderSteps> Drop for Slot<T, S> {
     fn drop(&mut self) {
         drop(self.retire());
     }
@@ -113,6 +169,6 @@ impl<T> Drop for Slot<T> {
 
 // SAFETY: the slot hands out `&T` to readers on any CPU and moves the `Box<T>` to whichever
 // CPU retires it, which is exactly what `T: Send + Sync` allows.
-unsafe impl<T: Send + Sync> Sync for Slot<T> {}
+unsafe impl<T: Send + Sync, S: ReaderSteps + Sync> Sync for Slot<T, S> {}
 // SAFETY: as above: moving the slot moves ownership of at most one `Box<T>`.
-unsafe impl<T: Send + Sync> Send for Slot<T> {}
+unsafe impl<T: Send + Sync, S: ReaderSteps + Send> Send for Slot<T, S> {}
