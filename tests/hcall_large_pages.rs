@@ -94,7 +94,7 @@ fn large_pages_over_a_partition_misaligned_in_host_memory_are_refused_and_change
         assert_eq!(hv.h_put_tce(part, small, 0x1000, 0), Ok(()));
         // A valid list in the caller's memory for INDIRECT.
         let list = 0x2000u64;
-        let entries: Vec<u8> = [page | 3, 2 * page | 1, 3 * page | 2]
+        let entries: Vec<u8> = [page | 3, (2 * page) | 1, (3 * page) | 2]
             .iter()
             .flat_map(|t| t.to_be_bytes())
             .collect();
@@ -105,7 +105,7 @@ fn large_pages_over_a_partition_misaligned_in_host_memory_are_refused_and_change
 
         let calls: [(&str, u64, [u64; 4]); 5] = [
             ("put RW", H_PUT_TCE, [liobn, page, page | 3, 0]),
-            ("put W-only", H_PUT_TCE, [liobn, 0, 2 * page | 2, 0]),
+            ("put W-only", H_PUT_TCE, [liobn, 0, (2 * page) | 2, 0]),
             ("stuff 4", H_STUFF_TCE, [liobn, 0, page | 1, 4]),
             ("stuff 1", H_STUFF_TCE, [liobn, 4 * page, page | 3, 1]),
             ("indirect 3", H_PUT_TCE_INDIRECT, [liobn, 0, list, 3]),

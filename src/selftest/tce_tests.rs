@@ -482,7 +482,7 @@ fn large_pages_over_misaligned_partition(platform: &Platform) -> Result<(), Stri
     let result = (|| {
         let list = 0x2000u64;
         let mut entries = Vec::new();
-        for tce in [page | 3, 2 * page | 1, 3 * page | 2] {
+        for tce in [page | 3, (2 * page) | 1, (3 * page) | 2] {
             entries.extend_from_slice(&u64::to_be_bytes(tce));
         }
         guest_write(part, list, &entries)?;
