@@ -2,8 +2,9 @@
 //! partitions, the PE grants and the allocators (DESIGN.md "Invariants the audit checks"):
 //! - every valid TCE is a page-aligned address with no reserved bit, points at host memory
 //!   inside its window owner's memory, never into firmware memory, and holds exactly one pin
-//!   on each frame of its page;
-//! - pins equal the number of valid TCEs over each frame: no pin without a TCE;
+//!   on its page (the page accounting's record for that page size and address);
+//! - every page's pin count equals the number of valid TCEs of that size that point at it: no
+//!   pin without a TCE (so the pins on any frame are the TCEs covering it);
 //! - no release of an unpinned frame ever happened;
 //! - every table level lies in firmware memory (never in a partition's);
 //! - every window of a granted PE belongs to the grantee, and a PE marked as having its
@@ -22,7 +23,6 @@
 //! is never on the hypercall path.
 
 use super::hypervisor::{liobn, Hypervisor};
-use crate::iommu::pages::FRAME_SHIFT;
 use crate::iommu::tce::{TCE_PERM_MASK, TCE_RPN_MASK};
 use crate::iommu::DmaWindow;
 use crate::mm::PhysAddr;
@@ -55,13 +55,15 @@ pub enum Violation {
         /// Host page address.
         host: PhysAddr,
     },
-    /// A frame whose pin count differs from the number of valid TCEs covering it.
+    /// An IOMMU page whose pin count differs from the number of valid TCEs pointing at it.
     PinMismatch {
-        /// The frame.
-        frame: PhysAddr,
+        /// The page.
+        page: PhysAddr,
+        /// Its size.
+        bytes: u64,
         /// Its pin count.
         pins: u32,
-        /// Valid TCEs covering it.
+        /// Valid TCEs of that size pointing at it.
         tces: u32,
     },
     /// Releases of unpinned or unaccounted frames happened.
@@ -217,7 +219,7 @@ impl Hypervisor<'_> {
     /// Walks every table and checks every invariant. Call it with no hypercall in flight.
     pub fn audit(&self) -> AuditReport {
         let mut report = AuditReport::default();
-        let mut expected: BTreeMap<PhysAddr, u32> = BTreeMap::new();
+        let mut expected: BTreeMap<(PhysAddr, u64), u32> = BTreeMap::new();
         let in_firmware = |pa: PhysAddr, len: u64| {
             self.firmware()
                 .iter()
@@ -291,10 +293,7 @@ impl Hypervisor<'_> {
                             host,
                         });
                     }
-                    let frames = (page >> FRAME_SHIFT).max(1);
-                    for f in 0..frames {
-                        *expected.entry(host + (f << FRAME_SHIFT)).or_insert(0) += 1;
-                    }
+                    *expected.entry((host, page)).or_insert(0) += 1;
                 });
             });
             // What a failed kill kept: pinned pages, and windows with tables and pins.
@@ -303,20 +302,14 @@ impl Hypervisor<'_> {
             }
             service.for_each_quarantined_page(&mut |host, page| {
                 report.quarantined_pages += 1;
-                let frames = (page >> FRAME_SHIFT).max(1);
-                for f in 0..frames {
-                    *expected.entry(host + (f << FRAME_SHIFT)).or_insert(0) += 1;
-                }
+                *expected.entry((host, page)).or_insert(0) += 1;
             });
             service.for_each_quarantined_window(&mut |window| {
                 report.quarantined_windows += 1;
                 walked += window.table().allocated_bytes() as u64;
                 let page = window.page_size();
                 window.table().for_each_valid(&mut |_, tce| {
-                    let frames = (page >> FRAME_SHIFT).max(1);
-                    for f in 0..frames {
-                        *expected.entry(tce.addr() + (f << FRAME_SHIFT)).or_insert(0) += 1;
-                    }
+                    *expected.entry((tce.addr(), page)).or_insert(0) += 1;
                 });
             });
             let untracked = service.quarantine().untracked;
@@ -356,20 +349,26 @@ impl Hypervisor<'_> {
         }
         let pages = self.pages();
         report.total_pins = pages.total_pins();
-        pages.for_each_pinned(&mut |frame, pins| {
-            let tces = expected.get(&frame).copied().unwrap_or(0);
+        pages.for_each_pinned_page(&mut |page, bytes, pins| {
+            let tces = expected.get(&(page, bytes)).copied().unwrap_or(0);
             if tces != pins {
-                report
-                    .violations
-                    .push(Violation::PinMismatch { frame, pins, tces });
+                report.violations.push(Violation::PinMismatch {
+                    page,
+                    bytes,
+                    pins,
+                    tces,
+                });
             }
         });
-        for (&frame, &tces) in &expected {
-            let pins = pages.pins(frame);
+        for (&(page, bytes), &tces) in &expected {
+            let pins = pages.page_pins(page, bytes);
             if pins == 0 {
-                report
-                    .violations
-                    .push(Violation::PinMismatch { frame, pins, tces });
+                report.violations.push(Violation::PinMismatch {
+                    page,
+                    bytes,
+                    pins,
+                    tces,
+                });
             }
         }
         if pages.anomalies() != 0 {

@@ -44,7 +44,7 @@ pub enum Error {
     PinOverflow,
     /// A bus address outside the window.
     OutOfWindow,
-    /// A bus address not on an IOMMU page boundary.
+    /// A bus or host address not on an IOMMU page boundary.
     Misaligned,
     /// More than [`MAX_BATCH`] entries.
     BatchTooLarge,
