@@ -1,6 +1,9 @@
 //! Benchmark-style hostile-caller fuzz (not a timing benchmark): one million random hypercalls
 //! with hostile arguments against the PHB3 model rig, through the same code path as
-//! `tests/hcall_fuzz.rs` (`tcefw::model::fuzz`). Every rejected call is checked to leave
+//! `tests/hcall_fuzz.rs` (`tcefw::model::fuzz`). Four partitions with random guest bases,
+//! sizes and host placements (4 KiB granular; one only 4K-aligned in host memory, one 64K, one
+//! 16M, one anywhere) meet windows of every page size, and the device DMAs inside and outside
+//! every window, aliases at multiples of the table's reach included. Every rejected call is checked to leave
 //! tables, pins, dirty bits, kill counters, TVTs, grants, frame-allocator and heap usage
 //! bit-for-bit unchanged; the audit runs every 10,000 hypercalls and at the end; panics are caught
 //! with `catch_unwind` and counted. Prints the figures and exits non-zero if anything failed.
@@ -37,7 +40,15 @@ fn print(report: &FuzzReport, seconds: f64) {
         report.accepted.iter().sum::<u64>(),
         report.rejected.iter().sum::<u64>()
     );
-    println!("  device DMAs between them:     {}", report.dmas);
+    println!(
+        "  device DMAs between them:     {} ({} at aliases of a window's address)",
+        report.dmas, report.alias_dmas
+    );
+    println!(
+        "mapping TCEs per caller (4K / 64K / 16M pages): {:?}; {} with a guest page whose host \
+         address is misaligned (each must be refused)",
+        report.mapping_tces, report.misaligned_host_tces
+    );
     println!("per opcode (accepted / rejected):");
     for (i, (name, _)) in OPCODES.iter().enumerate() {
         println!(
@@ -114,6 +125,15 @@ fn main() {
         std::process::exit(1);
     }
     println!("panic probe: caught by catch_unwind (this build unwinds)");
+    for (i, p) in fuzz::layout(seed).iter().enumerate() {
+        println!(
+            "partition {i}: {:<10} guest {:#011x} size {:#09x} host RAM+{:#09x}",
+            format!("{:?}", p.placement),
+            p.guest,
+            p.size,
+            p.host_offset
+        );
+    }
     let start = Instant::now();
     let report = fuzz::run(
         &FuzzConfig {

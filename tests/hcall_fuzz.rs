@@ -1,8 +1,10 @@
 //! The hostile-caller fuzz, small (the CI size of `benches/fuzz_hcall.rs`, same code path:
 //! `tcefw::model::fuzz`): a few thousand random hypercalls with hostile arguments through
-//! `dispatch`, each rejected one checked to leave tables, pins, dirty bits, kill counters,
-//! TVTs, grants, frame-allocator and heap usage bit-for-bit unchanged, with audits along the
-//! way and a teardown that must give everything back.
+//! `dispatch`, from four partitions placed at random (4 KiB granular, one only 4K-aligned in
+//! host memory) against windows of every page size, with device DMA inside and outside the
+//! windows (aliases included). Each rejected call is checked to leave tables, pins, dirty
+//! bits, kill counters, TVTs, grants, frame-allocator and heap usage bit-for-bit unchanged,
+//! with audits along the way and a teardown that must give everything back.
 //!
 //! Then it proves the check can fail: the state comparison sees each kind of change made
 //! behind its back, and a planted validation bug (H_PUT_TCE_INDIRECT applying entries before
@@ -54,6 +56,16 @@ fn hostile_calls_change_nothing_and_the_check_can_fail() {
             assert!(report.rejected[i] > 0, "{name} never rejected: {report:#?}");
         }
         assert!(report.rejected[8] > 0, "unknown opcodes thrown");
+        // The widened generator reaches what the issue-8 defects needed: every page size from
+        // every partition, guest pages on misaligned host addresses, and aliased DMA.
+        for (part, sizes) in report.mapping_tces.iter().enumerate() {
+            assert!(
+                sizes.iter().all(|&n| n > 0),
+                "partition {part} did not meet every page size: {sizes:?}"
+            );
+        }
+        assert!(report.misaligned_host_tces > 0, "{report:#?}");
+        assert!(report.alias_dmas > 0, "{report:#?}");
     }
 
     // The comparison sees every kind of state it claims to cover.

@@ -219,3 +219,46 @@ fn query_offers_only_usable_page_sizes_and_create_refuses_the_others() {
         assert!(report.is_clean(), "{report:?}");
     }
 }
+
+#[test]
+fn the_pin_watch_checks_what_a_cached_tce_actually_reaches() {
+    // A 64K TCE whose host address is 4 KiB past a 64K boundary, planted behind the
+    // hypervisor's back with its 16 frames pinned as 4K pages: the frames the firmware meant
+    // are all pinned, but the PHB drops the low bits and reaches the 64K page below, whose
+    // first frame nobody pins. The watch must see that.
+    let rig = Rig::new(16 << 20, 32 << 20).unwrap();
+    let model = rig.model(true);
+    let hv = rig.hypervisor(&[&model as &dyn RegIo]);
+    let part = hv.add_partition(0, 16 << 20, rig.ram.base()).unwrap();
+    let liobn = hv.create_window(0, config(PE, 16), part).unwrap();
+    let page = 64u64 << 10;
+    assert_eq!(hv.h_put_tce(part, liobn, page, (2 * page) | 3), Ok(()));
+    let meant = part.host_base() + 2 * page + 0x1000;
+    for f in 0..16 {
+        rig.pages.pin(meant + f * 0x1000, 0x1000).unwrap();
+    }
+    let service = hv.phb(0).unwrap();
+    let window = service.window(decode_liobn(liobn).unwrap().1).unwrap();
+    let old = window
+        .table()
+        .exchange(1, tcefw::iommu::Tce::from_raw(meant | 3))
+        .unwrap();
+    rig.pages.unpin(old.addr(), page, true);
+    drop(window);
+    // The device uses the entry (the model caches it), then a register access runs the watch.
+    let reached = model.translate(RID, page + 8, true).unwrap();
+    assert_eq!(
+        reached,
+        part.host_base() + 2 * page + 8,
+        "the PHB rounds down"
+    );
+    assert_eq!(model.stats().violations, 0);
+    model.watch_now();
+    assert!(
+        model.stats().violations > 0,
+        "the watch missed the real reach"
+    );
+    let seen = model.first_violation().unwrap();
+    assert_eq!(seen.frame, part.host_base() + 2 * page);
+    assert_eq!(seen.bus, page);
+}

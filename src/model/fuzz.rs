@@ -3,20 +3,28 @@
 //! models, with the checks that prove the interface survives it:
 //! - no call panics (the harness catches unwinds: [`FuzzHooks::guard`]);
 //! - every REJECTED call leaves everything bit-for-bit as it was: every table level's bytes,
-//!   the TVTs, the PE grants, every frame's pin count and dirty bit, the kill counters of the
+//!   the TVTs, the PE grants, every page-accounting record (pins, dirty marks), the kill counters of the
 //!   service and of the model, the frame allocator's used bytes/blocks and free bytes, and the
 //!   heap's used bytes; and returns no output;
 //! - accepted read-only calls (H_GET_TCE, QUERY) change nothing either;
 //! - no call the generator built to be invalid (another partition's LIOBN or PE, a TCE or a
 //!   list outside the caller's memory, into firmware memory, misaligned, ...) is accepted;
 //! - the audit (tables against pins, owners, grants, firmware memory and the allocators) is
-//!   clean periodically and at the end, the model never caches a translation to an unpinned
-//!   frame, and tearing everything down gives back every pin, frame and heap byte.
+//!   clean periodically and at the end, the model never caches a translation that REACHES an
+//!   unpinned frame (the pin watch checks the address the model translates to, not the one the
+//!   firmware wrote), and tearing everything down gives back every pin, frame and heap byte.
 //!
-//! The rig: partition A owns guest `[0, 16 MiB)`, B guest `[256 MiB, +8 MiB)`, with 8 MiB of
-//! RAM between them that is nobody's; the TCE table pool is firmware memory. A holds PEs 1 and
-//! 2 of PHB 0 and PE 5 of PHB 1, B holds PE 4 of PHB 0 and PE 6 of PHB 1, PE 7 is nobody's,
-//! and PE 8 of PHB 0 carries a window the firmware made for A without a grant.
+//! The rig ([`layout`]): four partitions whose guest bases, sizes and host offsets the seed
+//! picks at 4 KiB granularity: one only 4K-aligned in host memory (no 64K or 16M page can map
+//! it), one 64K- but not 16M-aligned, one 16M-aligned, one anywhere; RAM between them is
+//! nobody's, and the TCE table pool is firmware memory. Each partition holds two or three
+//! granted PEs over two PHBs (with their default 4K windows), PE 7 is nobody's, and PE
+//! `8 + i` of PHB 0 carries a 64K and a 16M window the firmware made for partition `i`
+//! without a grant, so every page size meets every partition whatever its placement. A TCE
+//! counts as valid only when its guest page AND its host page are aligned to the IOMMU page.
+//! The device DMAs through live windows and outside every window: at aliases (an address plus
+//! a multiple of the bytes the table decodes, which walks to the same entry), past a window's
+//! end, in the other TVE's half, and anywhere.
 //!
 //! The state check copies the whole state after every call (one copy per call: after an
 //! accepted call it becomes the reference, after a rejected one it is compared with it), so
@@ -150,6 +158,15 @@ pub struct FuzzReport {
     pub hypercalls: u64,
     /// Device DMAs made between them.
     pub dmas: u64,
+    /// Of those, DMAs at an alias of a window's address (a multiple of the table's reach
+    /// above it).
+    pub alias_dmas: u64,
+    /// Mapping TCEs generated, per caller and IOMMU page size (4K, 64K, 16M).
+    pub mapping_tces: [[u64; 3]; PARTITIONS],
+    /// Of those, TCEs of a page-aligned guest-real page of the caller's whose host address is
+    /// not aligned to the page (the caller's placement cannot map that page size): each must
+    /// be refused.
+    pub misaligned_host_tces: u64,
     /// Accepted calls per [`OPCODES`] entry.
     pub accepted: [u64; OPCODES.len()],
     /// Rejected calls per [`OPCODES`] entry.
@@ -252,25 +269,125 @@ impl Snapshot {
     }
 }
 
-const PART_A_GUEST: u64 = 0;
-const PART_A_SIZE: u64 = 16 << 20;
-const PART_B_GUEST: u64 = 0x1000_0000;
-const PART_B_SIZE: u64 = 8 << 20;
-const PART_B_HOST_OFFSET: u64 = 24 << 20;
-const RAM_BYTES: usize = 32 << 20;
-const TABLE_POOL_BYTES: usize = 2 << 20;
+/// Partitions in the rig.
+pub const PARTITIONS: usize = 4;
+const RAM_BYTES: usize = 64 << 20;
+const TABLE_POOL_BYTES: usize = 4 << 20;
+const MIB: u64 = 1 << 20;
 /// (PHB, PE, partition index) of every grant.
-const GRANTS: [(usize, u16, usize); 5] = [(0, 1, 0), (0, 2, 0), (0, 4, 1), (1, 5, 0), (1, 6, 1)];
-/// The PE with a window the firmware made for A, without a grant.
+const GRANTS: [(usize, u16, usize); 9] = [
+    (0, 1, 0),
+    (0, 2, 0),
+    (1, 5, 0),
+    (0, 4, 1),
+    (1, 6, 1),
+    (0, 3, 2),
+    (1, 2, 2),
+    (1, 3, 3),
+    (1, 4, 3),
+];
+/// The first of the PEs (one per partition, on PHB 0) with windows the firmware made for the
+/// partition without a grant: window 0 of 64K pages, window 1 of 16M pages, whatever the
+/// partition's placement, so every page size meets every partition.
 const SETUP_PE: u16 = 8;
-/// PEs the generator aims at (granted, nobody's, the setup one).
-const PES: [u16; 7] = [1, 2, 4, 5, 6, 7, SETUP_PE];
+/// PEs the generator aims at (granted, nobody's (7), the setup ones).
+const PES: [u16; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+
+/// How a partition sits in host memory relative to its guest-real addresses: which IOMMU page
+/// sizes its placement allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Guest-to-host offset 4 KiB aligned only: no 64K or 16M page can map it.
+    Only4K,
+    /// Offset 64 KiB aligned, not 16 MiB: 64K pages map it, 16M ones cannot.
+    Only64K,
+    /// Offset 16 MiB aligned (and mostly room for a whole 16M page).
+    Aligned16M,
+    /// Wherever the random gap puts it.
+    Any,
+}
+
+/// Where one partition lives: guest-real base, size, host offset from the rig's RAM base
+/// (which is 16 MiB aligned). All 4 KiB granular.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionLayout {
+    /// Its placement class.
+    pub placement: Placement,
+    /// First guest-real address.
+    pub guest: u64,
+    /// Bytes.
+    pub size: u64,
+    /// Host offset from the RAM base.
+    pub host_offset: u64,
+}
+
+/// The partitions of the run of `seed`: random guest bases, sizes and host offsets at 4 KiB
+/// granularity, one of each placement class (in an order the seed picks), packed into the
+/// rig's RAM with random gaps of memory that is nobody's.
+pub fn layout(seed: u64) -> [PartitionLayout; PARTITIONS] {
+    let mut rng = Rng::new(seed ^ 0x9A87_17E5_0F0F_1234);
+    let classes = [
+        Placement::Aligned16M,
+        Placement::Only4K,
+        Placement::Only64K,
+        Placement::Any,
+    ];
+    let turn = rng.below(PARTITIONS as u64) as usize;
+    let mut out = [PartitionLayout {
+        placement: Placement::Any,
+        guest: 0,
+        size: 0,
+        host_offset: 0,
+    }; PARTITIONS];
+    // Placed in class order (the 16M-aligned one first, where aligning wastes least).
+    let mut cursor = 0u64;
+    for (k, &placement) in classes.iter().enumerate() {
+        let guest = match rng.below(4) {
+            0 => 0,
+            1 => rng.below(64) << 24,
+            _ if placement == Placement::Aligned16M && rng.percent(75) => rng.below(64) << 24,
+            _ => rng.below(1 << 24) << 12,
+        };
+        let size = match placement {
+            Placement::Aligned16M => (16 * MIB) + (rng.below(1024) << 12),
+            _ => (1 + rng.below(1536)) << 12,
+        };
+        let start = cursor + (rng.below(256) << 12);
+        let up_to = |from: u64, modulus: u64, residue: u64| {
+            from + (guest.wrapping_add(residue).wrapping_sub(from) & (modulus - 1))
+        };
+        let host = match placement {
+            Placement::Aligned16M => up_to(start, 16 * MIB, 0),
+            Placement::Only64K => {
+                let host = up_to(start, 64 << 10, 0);
+                if host.wrapping_sub(guest) & (16 * MIB - 1) == 0 {
+                    host + (64 << 10)
+                } else {
+                    host
+                }
+            }
+            Placement::Only4K => up_to(start, 64 << 10, (1 + rng.below(15)) << 12),
+            Placement::Any => start,
+        };
+        cursor = host + size;
+        out[(k + turn) % PARTITIONS] = PartitionLayout {
+            placement,
+            guest,
+            size,
+            host_offset: host,
+        };
+    }
+    out
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Win {
     start: u64,
     size: u64,
     page_shift: u32,
+    /// log2 of the bytes the table decodes (index bits + page shift): a bus address plus a
+    /// multiple of 2^reach_shift walks to the same entry.
+    reach_shift: u32,
 }
 
 impl Win {
@@ -295,13 +412,14 @@ const NO_WINDOW: Win = Win {
     start: 0,
     size: 1 << 31,
     page_shift: 12,
+    reach_shift: 32,
 };
 
 struct Fuzzer<'r> {
     rig: &'r Rig,
     models: [&'r Phb3Model<'r>; 2],
     hv: &'r Hypervisor<'r>,
-    parts: [&'r Partition; 2],
+    parts: [&'r Partition; PARTITIONS],
     rng: Rng,
     reference: Snapshot,
     now: Snapshot,
@@ -319,12 +437,8 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
     };
     let models = [rig.model(true), rig.model(true)];
     let hv = rig.hypervisor(&[&models[0] as &dyn RegIo, &models[1] as &dyn RegIo]);
-    let base = rig.ram.base();
-    let (Ok(a), Ok(b)) = (
-        hv.add_partition(PART_A_GUEST, PART_A_SIZE, base),
-        hv.add_partition(PART_B_GUEST, PART_B_SIZE, base + PART_B_HOST_OFFSET),
-    ) else {
-        report.problem(String::from("partitions refused"));
+    let Some(parts) = add_partitions(&rig, &hv, config.seed) else {
+        report.problem(format!("partitions {:?} refused", layout(config.seed)));
         return report;
     };
     // The model remembers RID -> PE once it has looked it up (heap); look every RID up now so
@@ -340,22 +454,14 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
         crate::mm::FrameAllocator::free(&rig.frames, block, 4096);
     }
     let heap_start = hooks.heap_used();
-    let parts = [a, b];
     for &(phb, pe, part) in &GRANTS {
         if hv.grant_pe(parts[part], phb, pe).is_err() {
             report.problem(format!("grant of PHB {phb} PE {pe} refused"));
             return report;
         }
     }
-    let setup = WindowConfig {
-        pe: SETUP_PE,
-        window: 1,
-        page_shift: 16,
-        window_size: 1 << 30,
-        levels: 3,
-    };
-    if hv.create_window(0, setup, a).is_err() {
-        report.problem(String::from("setup window refused"));
+    if let Err(what) = setup_windows(&hv, &parts) {
+        report.problem(what);
         return report;
     }
     hv.inject_hcall_fault(config.fault);
@@ -389,7 +495,7 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
             models[0].first_violation().or(models[1].first_violation())
         ));
     }
-    // Teardown: every grant back, the setup window gone; nothing may remain.
+    // Teardown: every grant back, the setup windows gone; nothing may remain.
     for &(phb, pe, _) in &GRANTS {
         let _ = hv.revoke_pe(phb, pe);
     }
@@ -421,6 +527,45 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
         ));
     }
     report
+}
+
+/// Adds the partitions of `layout(seed)` to `hv`.
+fn add_partitions<'h>(
+    rig: &Rig,
+    hv: &'h Hypervisor<'_>,
+    seed: u64,
+) -> Option<[&'h Partition; PARTITIONS]> {
+    let base = rig.ram.base();
+    let mut parts = Vec::with_capacity(PARTITIONS);
+    for p in layout(seed) {
+        parts.push(
+            hv.add_partition(p.guest, p.size, base + p.host_offset)
+                .ok()?,
+        );
+    }
+    parts.try_into().ok()
+}
+
+/// The firmware's own windows for every partition, on PE `SETUP_PE + i` of PHB 0: 64K pages
+/// in window 0 and 16M pages in window 1, whether or not the partition's placement can use
+/// them (the setup path does not filter; the hypercalls must refuse what cannot be mapped).
+fn setup_windows(hv: &Hypervisor<'_>, parts: &[&Partition; PARTITIONS]) -> Result<(), String> {
+    for (i, part) in parts.iter().enumerate() {
+        for (window, page_shift, window_size, levels) in
+            [(0u8, 16, 1 << 28, 2), (1, 24, 1 << 30, 1)]
+        {
+            let config = WindowConfig {
+                pe: SETUP_PE + i as u16,
+                window,
+                page_shift,
+                window_size,
+                levels,
+            };
+            hv.create_window(0, config, part)
+                .map_err(|e| format!("setup window {config:?}: {e:?}"))?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -539,7 +684,7 @@ impl<'r> Fuzzer<'r> {
             self.capture_reference();
             return false;
         }
-        let caller = self.rng.below(2) as usize;
+        let caller = self.rng.below(PARTITIONS as u64) as usize;
         let (opcode, args, must_reject) = self.generate(caller);
         let part = self.parts[caller];
         let hv = self.hv;
@@ -626,11 +771,20 @@ impl<'r> Fuzzer<'r> {
     fn window(&self, liobn: u64) -> Option<Win> {
         let (phb, tvt) = decode_liobn(liobn)?;
         let window = self.hv.phb(phb)?.window(tvt)?;
+        let geometry = window.table().geometry();
         Some(Win {
             start: window.bus_start(),
             size: window.bus_size(),
             page_shift: window.page_shift(),
+            reach_shift: geometry.index_bits() + geometry.page_shift,
         })
+    }
+
+    /// True when entry `index` of the window `liobn` names holds a valid TCE.
+    fn is_mapped(&self, liobn: u64, index: u64) -> bool {
+        decode_liobn(liobn)
+            .and_then(|(phb, tvt)| self.hv.phb(phb)?.window(tvt))
+            .is_some_and(|w| w.table().get(index).is_valid())
     }
 
     fn owner_of(&self, liobn: u64) -> Option<u32> {
@@ -719,46 +873,96 @@ impl<'r> Fuzzer<'r> {
         (ioba, !w.run_ok(ioba, count))
     }
 
-    /// A TCE for a window of `2^page_shift` pages, from `caller`: valid, a clear, or hostile.
+    /// Another partition than `caller`, at random.
+    fn other(&mut self, caller: usize) -> &'r Partition {
+        let k = 1 + self.rng.below(PARTITIONS as u64 - 1) as usize;
+        self.parts[(caller + k) % PARTITIONS]
+    }
+
+    /// What the hypervisor must make of `tce` from `caller` in a window of `2^page_shift`
+    /// pages: a clear (permission 00), a valid mapping (a guest-real page aligned to the IOMMU
+    /// page, all of it the caller's, with a host address aligned to the page too), or a TCE
+    /// it must refuse.
+    fn classify(&self, caller: usize, page_shift: u32, tce: u64) -> TceKind {
+        if tce & 3 == 0 {
+            return TceKind::Clear;
+        }
+        let page = 1u64 << page_shift;
+        let gra = tce & !3;
+        let valid = gra & (page - 1) == 0
+            && self.parts[caller]
+                .to_host(gra, page)
+                .is_some_and(|host| host & (page - 1) == 0 && self.rig.pages.covers(host, page));
+        if valid {
+            TceKind::Valid
+        } else {
+            TceKind::Bad
+        }
+    }
+
+    /// A TCE for a window of `2^page_shift` pages, from `caller`: mostly a page-aligned
+    /// guest-real page of the caller's (valid, or to be refused when the caller's placement
+    /// puts it on a misaligned host address), a clear, or hostile.
     fn tce(&mut self, caller: usize, page_shift: u32) -> (u64, TceKind) {
         let me = self.parts[caller];
-        let other = self.parts[1 - caller];
+        let other = self.other(caller);
         let page = 1u64 << page_shift;
         let perm = 1 + self.rng.below(3);
-        let pages = (me.size() / page).min(48);
-        match self.rng.below(100) {
-            0..=59 if pages > 0 => {
-                let gra = me.guest_base() + self.rng.below(pages) * page;
-                (gra | perm, TceKind::Valid)
-            }
-            0..=71 => (self.rng.next_u64() & !3, TceKind::Clear),
+        let end = me.guest_base() + me.size();
+        // The first page-aligned guest-real page at or above the base, and how many fit.
+        let first = me.guest_base().next_multiple_of(page);
+        let pages = end.saturating_sub(first) / page;
+        let tce = match self.rng.below(100) {
+            // A few pages shared by many TCEs (exchange, repin), or any page of the caller's.
+            0..=29 if pages > 0 => (first + self.rng.below(pages.min(48)) * page) | perm,
+            30..=59 if pages > 0 => (first + self.rng.below(pages) * page) | perm,
+            0..=71 => return (self.rng.next_u64() & !3, TceKind::Clear),
             _ => {
                 let valid = me.guest_base();
-                let end = me.guest_base() + me.size();
                 let tables = self.rig.tables.base();
                 let ram_end = self.rig.ram.base() + self.rig.ram.bytes();
                 let (r1, r2) = (self.rng.below(4), self.rng.next_u64());
                 let gra = self.rng.pick(&[
                     end,
-                    end - 0x1000 + if page == 0x1000 { 0x1000 } else { 0 },
+                    end.next_multiple_of(page),
+                    end.wrapping_sub(page),
+                    end - 0x1000,
                     end + 0x10_0000,
                     other.guest_base() + page * r1,
+                    other.guest_base().next_multiple_of(page),
                     valid.wrapping_sub(page),
+                    first + page / 2,
+                    first + 0x1000,
                     tables,
                     tables + page,
                     self.rig.ram.base(),
                     ram_end,
                     ram_end - page,
-                    valid + page / 2,
                     valid + 0x10,
                     !0xFFF,
                     !(page - 1),
                     1 << 63,
                     (r2 | 0x8000_0000_0000) & !0xFFF,
                 ]);
-                ((gra & !3) | perm, TceKind::Bad)
+                (gra & !3) | perm
             }
+        };
+        let kind = self.classify(caller, page_shift, tce);
+        let size = match page_shift {
+            12 => 0,
+            16 => 1,
+            _ => 2,
+        };
+        self.report.mapping_tces[caller][size] += 1;
+        let gra = tce & !3;
+        let misaligned_host = gra & (page - 1) == 0
+            && me
+                .to_host(gra, page)
+                .is_some_and(|host| host & (page - 1) != 0);
+        if misaligned_host {
+            self.report.misaligned_host_tces += 1;
         }
+        (tce, kind)
     }
 
     fn handle(&mut self, caller: usize) -> (u64, bool) {
@@ -878,13 +1082,9 @@ impl<'r> Fuzzer<'r> {
         (H_GET_TCE, bad_liobn || bad_ioba)
     }
 
-    fn count(&mut self, w: Win) -> (u64, bool) {
-        // 16 MiB pages pin 4096 frames each: keep their runs short so the run stays fast.
-        let cap = if w.page_shift >= 24 {
-            4
-        } else {
-            MAX_BATCH as u64
-        };
+    fn count(&mut self) -> (u64, bool) {
+        // Pinning is O(1) per page whatever its size, so 16M runs are as long as any.
+        let cap = MAX_BATCH as u64;
         match self.rng.below(100) {
             0..=54 => (1 + self.rng.below(16.min(cap)), false),
             55..=74 => (1 + self.rng.below(cap), false),
@@ -899,7 +1099,7 @@ impl<'r> Fuzzer<'r> {
 
     fn stuff(&mut self, caller: usize, args: &mut [u64; HCALL_ARGS]) -> (u64, bool) {
         let (id, w, bad_liobn) = self.liobn(caller);
-        let (count, too_many) = self.count(w);
+        let (count, too_many) = self.count();
         let (ioba, bad_run) = self.ioba(w, count);
         let (tce, kind) = self.tce(caller, w.page_shift);
         args[..4].copy_from_slice(&[id, ioba, tce, count]);
@@ -909,10 +1109,10 @@ impl<'r> Fuzzer<'r> {
 
     fn indirect(&mut self, caller: usize, args: &mut [u64; HCALL_ARGS]) -> (u64, bool) {
         let (id, w, bad_liobn) = self.liobn(caller);
-        let (count, too_many) = self.count(w);
+        let (count, too_many) = self.count();
         let (ioba, bad_run) = self.ioba(w, count);
         let me = self.parts[caller];
-        let other = self.parts[1 - caller];
+        let other = self.other(caller);
         let first_pages = (me.size() / 4096).min(64);
         let list = match self.rng.below(100) {
             0..=54 => me.guest_base() + 4096 * self.rng.below(first_pages),
@@ -1011,16 +1211,51 @@ impl<'r> Fuzzer<'r> {
         (H_TCEFW_CREATE_PE_DMA_WINDOW, bad)
     }
 
-    /// A device DMA through one of the models, at an address of a live window or anywhere:
-    /// it exercises the TCE cache, which the pin watch then checks at every register access.
+    /// A device DMA through one of the models: mostly at an address of a live window, else
+    /// outside every window: at an alias of a window's address (plus a multiple of the bytes
+    /// the table decodes, which walks to the same entry), past the window's end, in the other
+    /// half of the PE's bus space, or anywhere. It exercises the TCE cache, which the pin watch
+    /// then checks at every register access.
     fn dma(&mut self) {
         self.report.dmas += 1;
         let phb = self.rng.below(2) as usize;
         let pe = self.rng.pick(&PES);
         let w = self.rng.below(2) as u8;
-        let win = self.window(liobn(phb, pe, w)).unwrap_or(NO_WINDOW);
-        let index = self.rng.below(win.entries().min(64));
-        let bus = win.start + (index << win.page_shift) + self.rng.below(win.page() / 8) * 8;
+        let id = liobn(phb, pe, w);
+        let win = self.window(id).unwrap_or(NO_WINDOW);
+        // Mostly an entry that maps something (so the alias, if any, gets cached), else any.
+        let mut index = self.rng.below(win.entries().min(64));
+        for _ in 0..8 {
+            if self.is_mapped(id, index) {
+                break;
+            }
+            index = self.rng.below(win.entries().min(64));
+        }
+        let inside = win.start + (index << win.page_shift) + self.rng.below(win.page() / 8) * 8;
+        // The end of the window's half of the bus space (bit 59 selects the TVE; bits
+        // 60..63 must be 0).
+        let half_end = if win.start >= 1 << 59 {
+            1 << 60
+        } else {
+            1 << 59
+        };
+        let bus = match self.rng.below(100) {
+            0..=54 => inside,
+            55..=74 => {
+                // An alias: only meaningful while it stays in the window's half.
+                let k = 1 + self.rng.below(4);
+                match k.checked_shl(win.reach_shift) {
+                    Some(step) if inside.checked_add(step).is_some_and(|a| a < half_end) => {
+                        self.report.alias_dmas += 1;
+                        inside + step
+                    }
+                    _ => inside,
+                }
+            }
+            75..=84 => win.start + win.size + self.rng.below(win.size) / 8 * 8,
+            85..=92 => inside ^ (1 << 59),
+            _ => self.rng.next_u64() & !7,
+        };
         let model = self.models[phb];
         if self.rng.percent(50) {
             let _ = model.dma_write(pe, bus, &self.rng.next_u64().to_be_bytes());
@@ -1044,12 +1279,20 @@ pub fn detector_self_test() -> Result<(), String> {
     let models = [rig.model(false), rig.model(false)];
     let hv = rig.hypervisor(&[&models[0] as &dyn RegIo, &models[1] as &dyn RegIo]);
     let base = rig.ram.base();
-    let a = hv
-        .add_partition(PART_A_GUEST, PART_A_SIZE, base)
-        .map_err(|e| format!("{e:?}"))?;
-    let b = hv
-        .add_partition(PART_B_GUEST, PART_B_SIZE, base + PART_B_HOST_OFFSET)
-        .map_err(|e| format!("{e:?}"))?;
+    let mut parts = Vec::new();
+    for (guest, size, offset) in [
+        (0, 16 * MIB, 0),
+        (0x1000_0000, 8 * MIB, 24 * MIB),
+        (0x2000_0000, 4 * MIB, 40 * MIB),
+        (0x3000_0000, 4 * MIB, 48 * MIB),
+    ] {
+        parts.push(
+            hv.add_partition(guest, size, base + offset)
+                .map_err(|e| format!("{e:?}"))?,
+        );
+    }
+    let parts: [&Partition; PARTITIONS] = parts.try_into().map_err(|_| "partitions")?;
+    let (a, b) = (parts[0], parts[1]);
     hv.grant_pe(a, 0, 1).map_err(|e| format!("{e:?}"))?;
     hv.h_put_tce(a, liobn(0, 1, 0), 0, 0x5000 | 3)
         .map_err(|e| format!("put {e}"))?;
@@ -1057,7 +1300,7 @@ pub fn detector_self_test() -> Result<(), String> {
         rig: &rig,
         models: [&models[0], &models[1]],
         hv: &hv,
-        parts: [a, b],
+        parts,
         rng: Rng::new(0),
         reference: Snapshot::default(),
         now: Snapshot::default(),

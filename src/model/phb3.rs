@@ -37,12 +37,16 @@
 //! Pin watch: given the page accounting, the model plays the most adversarial device: at every
 //! register access (each kill store, each DMA read sync access) it checks that every
 //! translation it has cached lands on pinned frames, as if the device were DMAing through all
-//! of them at that instant. Any cached translation to an unpinned frame is recorded as a
-//! violation.
+//! of them at that instant. It checks the range the DMA engine would ACTUALLY reach through
+//! the cached TCE (the TCE's address with the low bits of the IOMMU page dropped, as
+//! `translate` computes it), not the address the firmware wrote, so a TCE whose host address
+//! is not aligned to its page (which the PHB silently rounds down) is seen for what it
+//! reaches. Any cached translation reaching an unpinned frame, or memory outside the
+//! accounted RAM (firmware memory, say), is recorded as a violation.
 
 use super::host::DeviceMemory;
 use crate::iommu::kill::{KILL_ADDR_MASK, KILL_ALL, KILL_ONE, KILL_PE, KILL_PE_MASK};
-use crate::iommu::pages::{PageAccounting, FRAME_SHIFT};
+use crate::iommu::pages::PageAccounting;
 use crate::iommu::tce::{Tce, TCE_PERM_MASK};
 use crate::iommu::tve::Tve;
 use crate::mm::PhysAddr;
@@ -159,6 +163,13 @@ pub struct ModelStats {
     pub unordered_kills: u64,
     /// DMA read syncs completed (the kill completion step).
     pub syncs: u64,
+}
+
+/// The host page a DMA through `tce` (of a `2^shift`-byte IOMMU page) reaches: the TCE's
+/// address with the page's low bits dropped, as the PHB forms it (QEMU
+/// `pnv_phb3_translate_tve`: `translated_addr = tce & ~(page_size - 1)`).
+fn reached_page(tce: u64, shift: u32) -> PhysAddr {
+    tce & !((1u64 << shift) - 1)
 }
 
 /// The software PHB3.
@@ -391,11 +402,12 @@ impl<'p> Phb3Model<'p> {
     fn translate_in_flight(&self, rid: u16, addr: u64, write: bool) -> Result<PhysAddr, DmaFault> {
         let result = self.pe_of(rid).and_then(|pe| {
             let (shift, tce) = self.lookup(pe, addr)?;
+            // Each direction needs its own bit: a write-only TCE refuses device reads.
             let allowed = if write { tce & 2 != 0 } else { tce & 1 != 0 };
             if !allowed {
                 return Err(DmaFault::Permission { addr, tce, write });
             }
-            Ok((tce & !((1u64 << shift) - 1)) | (addr & ((1u64 << shift) - 1)))
+            Ok(reached_page(tce, shift) | (addr & ((1u64 << shift) - 1)))
         });
         if result.is_err() {
             self.faults.fetch_add(1, Ordering::Relaxed);
@@ -539,19 +551,15 @@ impl<'p> Phb3Model<'p> {
             if !tce.is_valid() {
                 continue;
             }
-            let frames = 1u64 << (cached.page_shift.saturating_sub(FRAME_SHIFT));
-            for f in 0..frames {
-                let frame = tce.addr() + (f << FRAME_SHIFT);
-                if pages.pins(frame) == 0 {
-                    count += 1;
-                    found.get_or_insert(StaleReach {
-                        pe,
-                        bus: page << shift,
-                        frame,
-                        tce: cached.tce,
-                    });
-                    break;
-                }
+            let reached = reached_page(cached.tce, cached.page_shift);
+            if let Some(frame) = pages.first_unpinned(reached, 1u64 << cached.page_shift) {
+                count += 1;
+                found.get_or_insert(StaleReach {
+                    pe,
+                    bus: page << shift,
+                    frame,
+                    tce: cached.tce,
+                });
             }
         }
         if count > 0 {
