@@ -95,6 +95,9 @@ fn print(report: &FuzzReport, seconds: f64) {
         report.peak_table_bytes >> 10
     );
     println!("wall time:                      {seconds:.2} s");
+    if let Some(problem) = &report.teardown_problem {
+        println!("{problem}");
+    }
     if let Some(problem) = &report.first_problem {
         println!("first problem: {problem}");
     }

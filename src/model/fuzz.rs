@@ -202,6 +202,8 @@ pub struct FuzzReport {
     pub peak_table_bytes: u64,
     /// The first problem, described.
     pub first_problem: Option<String>,
+    /// What the teardown found left over, when it was not clean.
+    pub teardown_problem: Option<String>,
 }
 
 impl FuzzReport {
@@ -219,12 +221,26 @@ impl FuzzReport {
             && self.teardown_clean
     }
 
+    /// Records `what` if it is the first problem. While the heap is measured the text goes
+    /// into a buffer allocated before the measurement began ([`PROBLEM_BYTES`], truncated to
+    /// fit), so reporting a problem does not itself move the heap the teardown compares.
     fn problem(&mut self, what: String) {
-        if self.first_problem.is_none() {
-            self.first_problem = Some(what);
+        match &mut self.first_problem {
+            Some(buffer) if buffer.is_empty() => {
+                let mut end = what.len().min(buffer.capacity());
+                while !what.is_char_boundary(end) {
+                    end -= 1;
+                }
+                buffer.push_str(&what[..end]);
+            }
+            Some(_) => {}
+            None => self.first_problem = Some(what),
         }
     }
 }
+
+/// Bytes kept for the first problem's description during a run.
+const PROBLEM_BYTES: usize = 2048;
 
 /// Everything a rejected call must leave unchanged, copied exactly.
 #[derive(Default, PartialEq, Eq)]
@@ -453,6 +469,7 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
     if let Some(block) = crate::mm::FrameAllocator::alloc(&rig.frames, 4096) {
         crate::mm::FrameAllocator::free(&rig.frames, block, 4096);
     }
+    report.first_problem = Some(String::with_capacity(PROBLEM_BYTES));
     let heap_start = hooks.heap_used();
     for &(phb, pe, part) in &GRANTS {
         if hv.grant_pe(parts[part], phb, pe).is_err() {
@@ -506,6 +523,9 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
     }
     let audit = rig.audit(&hv);
     let heap_end = hooks.heap_used();
+    if report.first_problem.as_ref().is_some_and(String::is_empty) {
+        report.first_problem = None;
+    }
     report.heap_checked = heap_start.is_some();
     report.teardown_clean = audit.is_clean()
         && audit.windows == 0
@@ -514,7 +534,7 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
         && hv.phbs().iter().all(|s| s.table_bytes() == 0)
         && heap_end == heap_start;
     if !report.teardown_clean {
-        report.problem(format!(
+        report.teardown_problem = Some(format!(
             "teardown: audit {:?}, windows {}, cached TCEs {}, pins {}, table bytes {}, heap \
              {:?} -> {:?}",
             audit.violations,
@@ -525,6 +545,9 @@ pub fn run(config: &FuzzConfig, hooks: &dyn FuzzHooks) -> FuzzReport {
             heap_start,
             heap_end
         ));
+        if let Some(what) = report.teardown_problem.clone() {
+            report.problem(what);
+        }
     }
     report
 }
