@@ -137,6 +137,13 @@ fn race(fault: KillFault) {
                         assert_eq!(hv.h_stuff_tce(part, shared, 0, 0, 8), Ok(()));
                     }
                     let _ = model.dma_write(2, bus, &[t as u8; 8]);
+                    // Replace the entry the DMA just cached, at once: with the kill after the
+                    // release, the model's watch at the kill store sees the cached translation
+                    // to the released page. (Kills are per PE now, so waiting for another
+                    // thread to replace it would let a kill in between hide the bug.)
+                    let again = (0x10_0000 + ((t * 64 + (i + 32) % 64) << 12)) | 3;
+                    a[..3].copy_from_slice(&[shared, bus, again]);
+                    assert_eq!(hv.dispatch(part, H_PUT_TCE, &a).status, H_SUCCESS);
                     // Private 64K window region per thread, in lower levels created racily.
                     let pbus = (1u64 << 59) + (t * 4096 + i % 32) * 0x1_0000;
                     let pg = (0x100_0000 + t * 0x20_0000 + (i % 16) * 0x1_0000) | 3;
