@@ -21,6 +21,7 @@ pub mod firmware;
 #[cfg(target_arch = "powerpc64")]
 pub use firmware::firmware_main;
 pub mod hcall;
+pub mod hv;
 pub mod iommu;
 pub mod mm;
 pub mod model;
