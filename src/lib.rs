@@ -25,6 +25,7 @@ pub mod hv;
 pub mod iommu;
 pub mod mm;
 pub mod model;
+pub mod papr;
 pub mod pci;
 pub mod phb3;
 pub mod platform;
