@@ -990,7 +990,7 @@ fn bulk_remove_with_a_malformed_specifier_removes_nothing() {
     rig.events();
     let before = rig.snapshot();
     let bad = [
-        (0u64 << 62) | slot,      // type 0b00
+        slot,                     // type 0b00
         (2u64 << 62) | slot,      // a response as a request
         bulk_request(3, slot),    // flags 0b11
         bulk_request(0, 1 << 14), // PTE index past the table

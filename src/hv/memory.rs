@@ -48,10 +48,10 @@ pub const REAL_ADDRESS_LIMIT: u64 = 1 << 60;
 impl GuestRealMap {
     /// The map of a partition of `size` bytes at host `host_base`.
     pub const fn new(host_base: HostAddr, size: u64) -> Result<Self, GuestRealMapError> {
-        if size == 0 || size % PARTITION_GRANULE != 0 || size > MAX_PARTITION_BYTES {
+        if size == 0 || !size.is_multiple_of(PARTITION_GRANULE) || size > MAX_PARTITION_BYTES {
             return Err(GuestRealMapError::BadSize);
         }
-        if host_base % PARTITION_GRANULE != 0 {
+        if !host_base.is_multiple_of(PARTITION_GRANULE) {
             return Err(GuestRealMapError::MisalignedHostBase);
         }
         match host_base.checked_add(size) {
@@ -233,7 +233,7 @@ mod tests {
             Err(GuestRealMapError::HostRangeTooHigh)
         );
         assert_eq!(
-            GuestRealMap::new(u64::MAX & !(G - 1), G),
+            GuestRealMap::new(!(G - 1), G),
             Err(GuestRealMapError::HostRangeTooHigh)
         );
         assert!(GuestRealMap::new(REAL_ADDRESS_LIMIT - G, G).is_ok());

@@ -485,7 +485,7 @@ impl RtasState {
                     None => Err(RtasStatus::ParameterError),
                     Some(CpuRunState::Running) => Err(RtasStatus::HardwareError),
                     Some(CpuRunState::Stopped) => {
-                        if entry % 4 != 0 || check_range(entry, 4, memory_size).is_err() {
+                        if !entry.is_multiple_of(4) || check_range(entry, 4, memory_size).is_err() {
                             return Err(RtasStatus::ParameterError);
                         }
                         platform.start_cpu(server, entry, r3);
@@ -573,7 +573,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 fn is_leap(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
