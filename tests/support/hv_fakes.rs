@@ -348,10 +348,12 @@ pub fn group_ptex(seg: &Segment, offset: u64, groups: u64, secondary: bool) -> u
     group * 8
 }
 
-/// Guest memory that counts writes (a refused call must not make any).
+/// Guest memory that counts writes (a refused call must not make any) and keeps the range of
+/// each (guest-real start, bytes).
 pub struct CountingMemory {
     pub inner: SliceGuestMemory<Vec<u8>>,
     pub writes: usize,
+    pub ranges: Vec<(u64, u64)>,
 }
 
 impl CountingMemory {
@@ -359,6 +361,7 @@ impl CountingMemory {
         CountingMemory {
             inner: SliceGuestMemory::new(vec![0u8; bytes]),
             writes: 0,
+            ranges: Vec::new(),
         }
     }
     pub fn bytes(&self) -> &[u8] {
@@ -375,10 +378,12 @@ impl GuestMemory for CountingMemory {
     }
     fn write(&mut self, gra: u64, src: &[u8]) -> Result<(), GuestMemoryError> {
         self.writes += 1;
+        self.ranges.push((gra, src.len() as u64));
         self.inner.write(gra, src)
     }
     fn fill(&mut self, gra: u64, len: u64, byte: u8) -> Result<(), GuestMemoryError> {
         self.writes += 1;
+        self.ranges.push((gra, len));
         self.inner.fill(gra, len, byte)
     }
 }
@@ -413,4 +418,121 @@ impl Rng {
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
+}
+
+/// A platform that records what the PAPR layer asked of it.
+pub struct FakePlatform {
+    pub now: tcefw::papr::rtas::UnixTime,
+    pub displayed: Vec<u8>,
+    pub console: Vec<u8>,
+    pub input: Vec<u8>,
+    pub powered_off: bool,
+    pub rebooted: bool,
+    /// (server, state) of each vCPU.
+    pub cpus: Vec<(u32, tcefw::papr::rtas::CpuRunState)>,
+    pub started: Vec<(u32, u64, u64)>,
+    pub stopped_self: usize,
+    pub timebase: u64,
+}
+
+impl FakePlatform {
+    pub fn new() -> Self {
+        FakePlatform {
+            now: tcefw::papr::rtas::UnixTime {
+                seconds: 1_796_195_572,
+                nanoseconds: 250,
+            },
+            displayed: vec![],
+            console: vec![],
+            input: vec![],
+            powered_off: false,
+            rebooted: false,
+            cpus: vec![
+                (0, tcefw::papr::rtas::CpuRunState::Running),
+                (1, tcefw::papr::rtas::CpuRunState::Stopped),
+            ],
+            started: vec![],
+            stopped_self: 0,
+            timebase: 0x1234_5678,
+        }
+    }
+
+    /// Everything a call could have changed, for before/after comparisons.
+    pub fn effects(&self) -> (Vec<u8>, Vec<u8>, bool, bool, usize, usize) {
+        (
+            self.displayed.clone(),
+            self.console.clone(),
+            self.powered_off,
+            self.rebooted,
+            self.started.len(),
+            self.stopped_self,
+        )
+    }
+}
+
+impl Default for FakePlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl tcefw::papr::rtas::RtasPlatform for FakePlatform {
+    fn now(&mut self) -> tcefw::papr::rtas::UnixTime {
+        self.now
+    }
+    fn display_character(&mut self, byte: u8) {
+        self.displayed.push(byte);
+    }
+    fn power_off(&mut self) {
+        self.powered_off = true;
+    }
+    fn reboot(&mut self) {
+        self.rebooted = true;
+    }
+    fn cpu_state(&self, server: u32) -> Option<tcefw::papr::rtas::CpuRunState> {
+        self.cpus.iter().find(|c| c.0 == server).map(|c| c.1)
+    }
+    fn start_cpu(&mut self, server: u32, entry: u64, r3: u64) {
+        self.started.push((server, entry, r3));
+        for cpu in &mut self.cpus {
+            if cpu.0 == server {
+                cpu.1 = tcefw::papr::rtas::CpuRunState::Running;
+            }
+        }
+    }
+    fn stop_self(&mut self) {
+        self.stopped_self += 1;
+    }
+}
+
+impl tcefw::papr::PaprPlatform for FakePlatform {
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+    }
+    fn console_read(&mut self, buffer: &mut [u8; 16]) -> usize {
+        let n = self.input.len().min(16);
+        buffer[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        n
+    }
+    fn timebase(&self) -> u64 {
+        self.timebase
+    }
+}
+
+/// Writes an RTAS argument buffer (big-endian cells) at `at`.
+pub fn write_rtas_buffer(mem: &mut impl GuestMemory, at: u64, token: u32, args: &[u32], nret: u32) {
+    let mut cells = vec![token, args.len() as u32, nret];
+    cells.extend_from_slice(args);
+    cells.extend(std::iter::repeat(0xdead_beef).take(nret as usize));
+    for (i, c) in cells.iter().enumerate() {
+        mem.write_be32(at + 4 * i as u64, *c).unwrap();
+    }
+}
+
+/// The `nret` return cells of the buffer at `at` with `nargs` arguments.
+pub fn read_rets(mem: &impl GuestMemory, at: u64, nargs: u32, nret: u32) -> Vec<u32> {
+    (0..nret)
+        .map(|i| mem.read_be32(at + 12 + 4 * u64::from(nargs + i)).unwrap())
+        .collect()
 }
