@@ -524,7 +524,7 @@ impl tcefw::papr::PaprPlatform for FakePlatform {
 pub fn write_rtas_buffer(mem: &mut impl GuestMemory, at: u64, token: u32, args: &[u32], nret: u32) {
     let mut cells = vec![token, args.len() as u32, nret];
     cells.extend_from_slice(args);
-    cells.extend(std::iter::repeat(0xdead_beef).take(nret as usize));
+    cells.extend(std::iter::repeat_n(0xdead_beef, nret as usize));
     for (i, c) in cells.iter().enumerate() {
         mem.write_be32(at + 4 * i as u64, *c).unwrap();
     }

@@ -155,7 +155,7 @@ impl Generator {
             }
             7 => {
                 must_refuse = true;
-                (u64::MAX & page.rpn_mask()) - self.rng.below(16) * page.bytes()
+                page.rpn_mask() - self.rng.below(16) * page.bytes()
             }
             _ => self.rng.next_u64() & page.rpn_mask(),
         };
@@ -401,7 +401,7 @@ pub fn run(calls: u64, seed: u64) -> Report {
             14 | 15 => gen.bulk(),
             _ => gen.rtas(&mut a.mem),
         };
-        let before = if refusals % 64 == 0 {
+        let before = if refusals.is_multiple_of(64) {
             Some(a.words.borrow().clone())
         } else {
             None
