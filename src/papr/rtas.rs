@@ -698,7 +698,10 @@ mod tests {
         }
         // Century years are leap years only every 400 years.
         assert_eq!(seconds_from_civil(&civil(2100, 2, 29, 0, 0, 0)), None);
-        assert_eq!(seconds_from_civil(&civil(2000, 2, 29, 0, 0, 0)), Some(951_782_400));
+        assert_eq!(
+            seconds_from_civil(&civil(2000, 2, 29, 0, 0, 0)),
+            Some(951_782_400)
+        );
         assert!(seconds_from_civil(&civil(2400, 2, 29, 0, 0, 0)).is_some());
         assert!(civil_from_ns(i128::MAX).is_none());
         assert!(civil_from_ns(i128::MIN).is_none());
