@@ -12,9 +12,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::WindowConfig;
 use tcefw::model::Rig;
-use tcefw::phb3::regio::RegIo;
 
 fn args(words: &[u64]) -> [u64; HCALL_ARGS] {
     let mut a = [0; HCALL_ARGS];

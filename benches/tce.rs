@@ -19,9 +19,9 @@
 use std::process::Command;
 use std::time::Instant;
 use tcefw::hcall::*;
+use tcefw::hw::regio::{RegIo, Width};
 use tcefw::iommu::WindowConfig;
 use tcefw::model::Rig;
-use tcefw::phb3::regio::{RegIo, Width};
 
 fn args(words: &[u64]) -> [u64; HCALL_ARGS] {
     let mut a = [0; HCALL_ARGS];

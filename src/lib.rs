@@ -22,6 +22,7 @@ pub mod firmware;
 pub use firmware::firmware_main;
 pub mod hcall;
 pub mod hv;
+pub mod hw;
 pub mod iommu;
 pub mod mm;
 pub mod model;

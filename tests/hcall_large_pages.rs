@@ -10,9 +10,9 @@
 //! only the page sizes the caller can use and CREATE refuses the others with H_P2.
 
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::WindowConfig;
 use tcefw::model::{Phb3Model, Rig};
-use tcefw::phb3::regio::RegIo;
 
 const PE: u16 = 3;
 const RID: u16 = 3; // the rig's RTT maps RID r to PE r

@@ -17,9 +17,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::mm::FrameAllocator;
 use tcefw::model::{CountingAlloc, Rig};
-use tcefw::phb3::regio::RegIo;
 
 #[global_allocator]
 static HEAP: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);

@@ -4,9 +4,9 @@
 //! pins, dirty bits, kill counters and allocator usage exactly as they were.
 
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::{WindowConfig, MAX_BATCH};
 use tcefw::model::{DmaFault, Rig};
-use tcefw::phb3::regio::RegIo;
 
 const PAGE: u64 = 4096;
 const RID: u16 = 3; // RTT maps RID r to PE r & 0xFF

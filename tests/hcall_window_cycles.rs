@@ -11,9 +11,9 @@
 //! its `peak_bytes` is a high-water mark.
 
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::model::rig::RTT_BYTES;
 use tcefw::model::{CountingAlloc, Rig};
-use tcefw::phb3::regio::RegIo;
 
 #[global_allocator]
 static HEAP: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);

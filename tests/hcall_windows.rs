@@ -13,12 +13,12 @@
 //! - the opcodes sit in the platform range and clash with no known private hcall.
 
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::tve::tvt_index;
 use tcefw::iommu::{KillCounts, WindowConfig};
 use tcefw::mm::FrameAllocator;
 use tcefw::model::phb3::Phb3Model;
 use tcefw::model::Rig;
-use tcefw::phb3::regio::RegIo;
 
 const PAGE: u64 = 4096;
 const PE: u16 = 3; // RTT maps RID r to PE r

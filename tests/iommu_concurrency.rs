@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Barrier;
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::table::{TableGeometry, TceTable};
 use tcefw::iommu::{KillFault, Perm, Tce, WindowConfig};
 use tcefw::mm::frame::BuddyAllocator;
 use tcefw::model::{Arena, Rig};
-use tcefw::phb3::regio::RegIo;
 
 #[test]
 fn every_old_value_goes_to_exactly_one_thread() {

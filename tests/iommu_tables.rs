@@ -6,11 +6,11 @@
 //! everything.
 
 use std::sync::Barrier;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::table::{TableGeometry, TceTable};
 use tcefw::iommu::{Perm, Tce, WindowConfig};
 use tcefw::mm::frame::BuddyAllocator;
 use tcefw::model::{Arena, Rig};
-use tcefw::phb3::regio::RegIo;
 
 const PE: u16 = 7;
 const RID: u16 = 7;

@@ -13,10 +13,10 @@
 //! Each protocol bug is also planted (`KillFault`) and must be caught by the same check.
 
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::kill::KILL_SYNC_TIMEOUT_NS;
 use tcefw::iommu::{KillFault, WindowConfig};
 use tcefw::model::{Phb3Model, Rig};
-use tcefw::phb3::regio::RegIo;
 
 const PAGE: u64 = 4096;
 const PE: u16 = 4;

@@ -19,9 +19,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, BTreeSet};
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::{KillFault, WindowConfig};
 use tcefw::model::Rig;
-use tcefw::phb3::regio::RegIo;
 
 const PE: u16 = 5;
 const RID: u16 = 5;

@@ -7,9 +7,9 @@
 //! `cargo bench --bench pages`.
 
 use tcefw::hcall::*;
+use tcefw::hw::regio::RegIo;
 use tcefw::iommu::{Error, WindowConfig};
 use tcefw::model::Rig;
-use tcefw::phb3::regio::RegIo;
 
 const K4: u64 = 4 << 10;
 const K64: u64 = 64 << 10;

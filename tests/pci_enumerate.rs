@@ -9,9 +9,10 @@
 mod fakes;
 
 use fakes::{sample_topology, BarSpec, FakeConfig, FnSpec};
+use tcefw::hw::regio::Width;
 use tcefw::pci::{
     enumerate, Bdf, ConfigError, ConfigSpace, EnumError, EnumOptions, FunctionKind, MemWindow,
-    PeAssign, PeError, Problem, Topology, Width,
+    PeAssign, PeError, Problem, Topology,
 };
 
 const M32: MemWindow = MemWindow {

@@ -7,7 +7,8 @@
 mod fakes;
 
 use fakes::{host_frames, FakeConfig, FakePhb, FnSpec, Op, RegAccess};
-use tcefw::pci::{Bdf, ConfigError, ConfigSpace, Width};
+use tcefw::hw::regio::Width;
+use tcefw::pci::{Bdf, ConfigError, ConfigSpace};
 use tcefw::phb3::config;
 use tcefw::phb3::pbcq::Window;
 use tcefw::phb3::{M32Window, Phb3};

@@ -19,11 +19,11 @@
 
 use super::codes::*;
 use super::partition::Partition;
+use crate::hw::regio::RegIo;
 use crate::iommu::service::WindowRef;
 use crate::iommu::tce::TCE_PERM_MASK;
 use crate::iommu::{self, NewTces, PageAccounting, Perm, Tce, TceService, WindowConfig, MAX_BATCH};
 use crate::mm::{FrameAllocator, PhysAddr};
-use crate::phb3::regio::RegIo;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 

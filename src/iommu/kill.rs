@@ -27,7 +27,7 @@
 //!   `PHB_Q_DMA_R_TCE_KILL_STATUS`, bit 7 of 0x888) has no PHB3 counterpart in any header,
 //!   and PHB3's TCE_KILL reads back what was written (QEMU), so its kill bits are not polled.
 
-use crate::phb3::regio::RegIo;
+use crate::hw::regio::RegIo;
 use crate::phb3::regs::{
     ppc_bit, ppc_bitmask, PHB_DMARD_SYNC, PHB_DMARD_SYNC_COMPLETE, PHB_DMARD_SYNC_START,
 };

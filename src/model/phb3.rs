@@ -45,12 +45,12 @@
 //! accounted RAM (firmware memory, say), is recorded as a violation.
 
 use super::host::DeviceMemory;
+use crate::hw::regio::{RegIo, Width};
 use crate::iommu::kill::{KILL_ADDR_MASK, KILL_ALL, KILL_ONE, KILL_PE, KILL_PE_MASK};
 use crate::iommu::pages::PageAccounting;
 use crate::iommu::tce::{Tce, TCE_PERM_MASK};
 use crate::iommu::tve::Tve;
 use crate::mm::PhysAddr;
-use crate::phb3::regio::{RegIo, Width};
 use crate::phb3::regs::{
     ioda2_table, ppc_bit, ppc_bitmask, PHB_DMARD_SYNC, PHB_DMARD_SYNC_COMPLETE,
     PHB_DMARD_SYNC_START, PHB_IODA_ADDR, PHB_IODA_AD_AUTOINC, PHB_IODA_AD_TADR, PHB_IODA_AD_TSEL,

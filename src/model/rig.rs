@@ -8,11 +8,11 @@
 use super::host::{Arena, DeviceMemory};
 use super::phb3::{Phb3Model, RTT_BAR_ENABLE};
 use crate::hcall::{AllocatorUsage, AuditReport, Hypervisor};
+use crate::hw::regio::RegIo;
 use crate::iommu::ram::Ram;
 use crate::iommu::PageAccounting;
 use crate::mm::frame::{BuddyAllocator, MAX_ORDER};
 use crate::mm::{FrameAllocator, PhysAddr};
-use crate::phb3::regio::RegIo;
 use crate::phb3::regs::PHB_RTT_BAR;
 
 /// RTT size: 64K RIDs of 2 bytes.

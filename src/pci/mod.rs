@@ -14,12 +14,12 @@ pub mod enumerate;
 pub mod header;
 pub mod mmio;
 
-pub use crate::phb3::regio::Width;
 pub use enumerate::{
     enumerate, Bar, BarKind, BusRange, EnumError, EnumOptions, FunctionKind, FunctionProblem,
     MemWindow, PciFunction, Problem, Topology,
 };
 
+use crate::hw::regio::Width;
 use core::fmt;
 
 /// A bus/device/function address; `bus << 8 | devfn` is the function's RID.

@@ -12,10 +12,10 @@
 //! `pnv_phb3_config_read`/`write` (absent device reads all-ones).
 
 use super::ioda::Phb3;
-use super::regio::{RegIo, Width};
 use super::regs::{
     config_address, PHB3_NUM_PES, PHB3_RESERVED_PE, PHB_CONFIG_ADDRESS, PHB_CONFIG_DATA,
 };
+use crate::hw::regio::{RegIo, Width};
 use crate::pci::{all_ones, check_config_access, Bdf, ConfigError, ConfigSpace, PeAssign, PeError};
 
 /// The CONFIG_DATA byte lane of an access (skiboot `offset & (4 - sizeof(type))`).

@@ -15,7 +15,6 @@
 //! `pnv_phb3_resolve_pe`, `pnv_phb3_rtc_invalidate`).
 
 use super::pbcq::Window;
-use super::regio::RegIo;
 use super::regs::{
     ioda2_entries, ioda2_table, ioda_addr, m32_mask, phb_revision, table_bar, Phb3Config, TableBar,
     M32_PCI_SIZE, M32_PCI_START, PELTV_SIZE, PEST_SIZE, PHB3_NUM_PES, PHB3_RESERVED_PE,
@@ -26,6 +25,7 @@ use super::regs::{
     PHB_VERSION, RTT_SIZE,
 };
 use super::tables::{fill_peltv_self, fill_rtt_reserved, OwnedFrame};
+use crate::hw::regio::RegIo;
 use crate::mm::{FrameAllocator, PhysAddr};
 use core::fmt;
 use core::ops::RangeInclusive;

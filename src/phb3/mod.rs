@@ -15,7 +15,6 @@
 pub mod config;
 pub mod ioda;
 pub mod pbcq;
-pub mod regio;
 pub mod regs;
 pub mod site;
 mod tables;

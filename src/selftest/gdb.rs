@@ -8,8 +8,8 @@
 //! (`phb3_ioda_sel`: IODA_ADDR selects a table and an index, IODA_DATA0 reads the entry).
 
 use crate::firmware::pci::hosts;
+use crate::hw::regio::RegIo;
 use crate::iommu::tve::TVT_ENTRIES;
-use crate::phb3::regio::RegIo;
 use crate::phb3::regs::PHB_IODA_ADDR;
 use core::sync::atomic::{AtomicU64, Ordering};
 

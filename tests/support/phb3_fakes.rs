@@ -15,9 +15,10 @@
 use std::alloc::{alloc, dealloc, Layout};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use tcefw::hw::regio::Width;
 use tcefw::mm::frame::BuddyAllocator;
 use tcefw::mm::{FrameAllocator, PhysAddr};
-use tcefw::pci::{check_config_access, Bdf, ConfigError, ConfigSpace, PeAssign, PeError, Width};
+use tcefw::pci::{check_config_access, Bdf, ConfigError, ConfigSpace, PeAssign, PeError};
 use tcefw::platform::xscom::{Xscom, XscomError};
 
 // ---------------------------------------------------------------------------------------------
@@ -920,7 +921,7 @@ impl FakePhb {
     }
 }
 
-impl tcefw::phb3::regio::RegIo for FakePhb {
+impl tcefw::hw::regio::RegIo for FakePhb {
     fn now_ns(&self) -> u64 {
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         START

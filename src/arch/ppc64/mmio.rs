@@ -7,7 +7,7 @@
 //! They transfer in the CPU's byte order (little-endian here), so big-endian registers are
 //! byte-swapped in software. Resources: skiboot include/io.h; Linux __raw_rm_readq.
 
-use crate::phb3::regio::{RegIo, Width};
+use crate::hw::regio::{RegIo, Width};
 use core::arch::asm;
 
 /// Reads 8 bytes, cache-inhibited, with no byte swap.
