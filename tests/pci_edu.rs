@@ -4,8 +4,8 @@
 //! registers frozen while a transfer runs, and completion signalled by the start bit clearing.
 
 use std::sync::Mutex;
+use tcefw::hw::mmio::Mmio;
 use tcefw::pci::edu::{reg, DmaDirection, Edu, EduError, EDU_BUFFER_ADDRESS};
-use tcefw::pci::mmio::Mmio;
 
 #[derive(Default)]
 struct EduState {

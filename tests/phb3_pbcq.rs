@@ -6,11 +6,11 @@
 mod fakes;
 
 use fakes::{FakeXscom, NEST, PCI, SPCI};
+use tcefw::hw::xscom::XscomError;
 use tcefw::phb3::pbcq::{
     bring_up, qemu_default_windows, BarPlan, PbcqError, PbcqRegister, PbcqWindows, PbcqXscom,
     Window, WindowKind,
 };
-use tcefw::platform::xscom::XscomError;
 
 const BASES: PbcqXscom = PbcqXscom {
     nest: NEST,

@@ -4,15 +4,10 @@
 //! Resources: skiboot core/console-log.c (`[%5lu.%09lu,%d]` prefix, log levels) and
 //! core/console.c (early buffering before the console driver is up).
 
+use crate::hw::console::Sink;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
-
-/// Where console bytes go: the LPC UART in bare mode, OPAL console in payload mode.
-pub trait Sink: Sync {
-    /// Writes every byte, or as many as the device takes; never fails loudly.
-    fn write_bytes(&self, bytes: &[u8]);
-}
 
 /// Log levels, as skiboot numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

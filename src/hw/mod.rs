@@ -5,9 +5,16 @@
 //!
 //! - [`regio`]: a PHB's register space (64-bit big-endian registers, little-endian
 //!   config-data lanes) and the access [`regio::Width`];
+//! - [`mmio`]: a PCI device's memory BAR as the CPU sees it (what drivers use);
+//! - [`console`]: a console device that takes bytes (UART, OPAL console);
+//! - [`xscom`]: one chip's XSCOM (PCB register) access, with the P8 address layout and the
+//!   HMER status bits its implementation decodes;
 //!
 //! Resources: the style of tock's `kernel::hil` (hardware interface traits that chips
 //! implement); skiboot include/io.h (what a register access is on POWER).
 #![forbid(unsafe_code)]
 
+pub mod console;
+pub mod mmio;
 pub mod regio;
+pub mod xscom;

@@ -17,7 +17,7 @@
 //!   checked here. The bus address is masked with the device's `dma_mask` property (28 bits by
 //!   default: use `dma_mask=0xffffffffffffffff` for window-1 addresses).
 
-use super::mmio::Mmio;
+use crate::hw::mmio::Mmio;
 use bitflags::bitflags;
 use core::fmt;
 

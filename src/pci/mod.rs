@@ -12,7 +12,6 @@
 pub mod edu;
 pub mod enumerate;
 pub mod header;
-pub mod mmio;
 
 pub use enumerate::{
     enumerate, Bar, BarKind, BusRange, EnumError, EnumOptions, FunctionKind, FunctionProblem,

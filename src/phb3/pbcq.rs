@@ -17,8 +17,8 @@ use super::regs::{
     PBCQ_NEST_MMIO_MASK0, PBCQ_NEST_MMIO_MASK1, PBCQ_NEST_PHB_BAR, PBCQ_PCI_BAR2,
     PBCQ_SPCI_AIB_CAPP_EN, PBCQ_SPCI_ASB_STATUS, PHB_REGS_SIZE,
 };
+use crate::hw::xscom::{Xscom, XscomError};
 use crate::mm::PhysAddr;
-use crate::platform::xscom::{Xscom, XscomError};
 use core::fmt;
 use core::ops::Range;
 

@@ -15,7 +15,8 @@ use super::devtree::Machine;
 use super::fault::TextSymbols;
 use super::lpc::{LpcBus, LpcUart, IB700_ARM_PORT, IB700_TIMEOUT_NOW};
 use crate::arch::ppc64::{cpu, opal::Opal, opal::OpalConsole, percpu, smp, xscom::ChipXscom};
-use crate::console::{self, Sink};
+use crate::console;
+use crate::hw::console::Sink;
 use crate::mm::{
     block_cache::BlockCache, frame::BuddyAllocator, heap::TwoRegionHeap, phys, PhysAddr,
 };

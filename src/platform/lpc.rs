@@ -5,7 +5,7 @@
 //! QEMU hw/ppc/pnv_lpc.c (pnv_lpc_do_eccb: data in the high 32 bits, first byte in the top
 //! byte; read data in STAT bits 6..37); QEMU hw/watchdog/wdt_ib700.c (port 0x443).
 
-use super::xscom::{Xscom, XscomError};
+use crate::hw::xscom::{Xscom, XscomError};
 
 /// ECCB control register, relative to the LPC node's PCB base (`reg` of `isa@b0020`).
 pub const ECCB_CTL: u64 = 0;

@@ -9,4 +9,3 @@ pub mod config_blob;
 pub mod devtree;
 pub mod fault;
 pub mod lpc;
-pub mod xscom;

@@ -140,8 +140,8 @@ fn rtt_gives_devices_their_own_pes(_: &Platform) -> Result<(), String> {
 /// as real chips do): it must come back as a typed error, and a PBCQ bring-up that meets one
 /// must stop with an error naming the register, with nothing enabled and no panic.
 fn failed_xscom_is_reported(platform: &Platform) -> Result<(), String> {
+    use crate::hw::xscom::{Xscom, XscomError};
     use crate::phb3::pbcq::{bring_up, BarPlan, PbcqError, PbcqXscom};
-    use crate::platform::xscom::{Xscom, XscomError};
     let chip = platform.machine.chips.first().ok_or("no chip")?;
     let xscom = platform.xscom_at(chip.xscom.base).ok_or("no XSCOM")?;
     let nowhere = 0x0dea_d000;

@@ -16,10 +16,10 @@ use std::alloc::{alloc, dealloc, Layout};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use tcefw::hw::regio::Width;
+use tcefw::hw::xscom::{Xscom, XscomError};
 use tcefw::mm::frame::BuddyAllocator;
 use tcefw::mm::{FrameAllocator, PhysAddr};
 use tcefw::pci::{check_config_access, Bdf, ConfigError, ConfigSpace, PeAssign, PeError};
-use tcefw::platform::xscom::{Xscom, XscomError};
 
 // ---------------------------------------------------------------------------------------------
 // Host RAM for the frame allocator.

@@ -182,7 +182,7 @@ impl MmioWindow {
     }
 }
 
-impl crate::pci::mmio::Mmio for MmioWindow {
+impl crate::hw::mmio::Mmio for MmioWindow {
     fn read32(&self, offset: u64) -> u32 {
         if !self.fits(offset, 4) {
             return u32::MAX;

@@ -3,7 +3,7 @@
 //! Resources: skiboot include/opal-api.h (tokens, return codes, OPAL_REINIT_CPUS flags);
 //! Linux arch/powerpc/platforms/powernv/opal.c (console write loop, pnv_power_off).
 
-use crate::console::Sink;
+use crate::hw::console::Sink;
 use crate::mm::phys::addr_of;
 
 extern "C" {

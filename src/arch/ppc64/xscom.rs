@@ -5,7 +5,7 @@
 
 use super::cpu::{mfspr, mtspr, spr};
 use super::mmio::{ld_ci, st_ci};
-use crate::platform::xscom::{
+use crate::hw::xscom::{
     check_hmer, mmio_offset, Xscom, XscomError, HMER_XSCOM_DONE, HMER_XSCOM_FAIL,
 };
 

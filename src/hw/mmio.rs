@@ -5,8 +5,8 @@
 //! little-endian registers mean). A device whose registers are big-endian (QEMU's `edu` on a
 //! ppc64 target, whose "native" endianness is big) is byte-swapped by its driver.
 //!
-//! Resources: QEMU docs/devel/memory.rst (DEVICE_NATIVE_ENDIAN); the reference sheet's
-//! observation that edu's registers read byte-swapped from a little-endian CPU.
+//! Resources: QEMU docs/devel/memory.rst (DEVICE_NATIVE_ENDIAN); docs/powernv8-phb3.md
+//! (observed: edu's registers read byte-swapped from a little-endian CPU).
 
 /// Memory-mapped registers of one BAR, by byte offset from the BAR.
 pub trait Mmio {

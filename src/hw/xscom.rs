@@ -1,4 +1,7 @@
-//! XSCOM: the POWER8 path from the CPU to the PCB (pervasive) registers of each chip.
+//! XSCOM: the POWER8 path from the CPU to the PCB (pervasive) registers of each chip. The
+//! access trait, its errors, and the two pieces of hardware layout an implementation needs
+//! (where a PCB address sits in the chip's MMIO window; what HMER says after an access),
+//! kept here so that the layout is host-tested while `arch` does the accesses.
 //!
 //! Resources: skiboot hw/xscom.c (xscom_addr, xscom_handle_error, HMER bits);
 //! QEMU hw/ppc/pnv_xscom.c (pnv_xscom_pcba, HMER XSCOM_DONE/FAIL).
