@@ -1,7 +1,8 @@
 /*
  * Shared assembler definitions: SPR numbers (POWER ISA 2.07; skiboot include/processor.h),
  * MSR bits, the per-CPU area offsets (they must match `PerCpu` in src/arch/ppc64/percpu.rs)
- * and the trap-frame layout (it must match `TrapFrame` in src/arch/ppc64/trap.rs).
+ * and the trap-frame layout (`TrapFrame` in src/hw/trap.rs: the compiler checks that its
+ * offsets equal the TF_* values here).
  */
 	.set SPRN_DSISR, 18
 	.set SPRN_DAR, 19

@@ -1,85 +1,12 @@
-//! Exception reports: the saved state of an interrupted context (the trap frame the vector
-//! code builds), the names of the POWER8 interrupt vectors, and a readable report with the
-//! faulting address as symbol + offset.
+//! Exception reports: the names of the POWER8 interrupt vectors and a readable report of an
+//! interrupted context (the trap frame of `crate::hw::trap`), with the faulting address as
+//! symbol + offset from the image's own symbol table.
 //!
 //! Resources: POWER ISA 2.07 Book III chapter 6 (vector offsets, SRR/HSRR use); skiboot
 //! core/exceptions.c (dump_regs: the report layout engineers are used to).
 
+use crate::hw::trap::TrapFrame;
 use core::fmt::{self, Write};
-
-/// The state saved on entry to every interrupt. The layout is shared with boot/defs.S
-/// (`TF_*` offsets): change both together.
-#[repr(C)]
-#[derive(Clone, Debug)]
-pub struct TrapFrame {
-    /// ELFv2 stack frame header (back chain, CR save, LR save, TOC save).
-    pub abi_header: [u64; 4],
-    /// r0..r31 of the interrupted context.
-    pub gpr: [u64; 32],
-    /// Count register.
-    pub ctr: u64,
-    /// Link register.
-    pub lr: u64,
-    /// Condition register.
-    pub cr: u64,
-    /// Fixed-point exception register.
-    pub xer: u64,
-    /// SRR0: where an SRR-type interrupt happened (or the instruction after `sc`).
-    pub srr0: u64,
-    /// SRR1: the interrupted MSR plus interrupt-specific bits.
-    pub srr1: u64,
-    /// HSRR0: as SRR0, for hypervisor interrupts.
-    pub hsrr0: u64,
-    /// HSRR1: as SRR1, for hypervisor interrupts.
-    pub hsrr1: u64,
-    /// Data address register.
-    pub dar: u64,
-    /// Data storage interrupt status register.
-    pub dsisr: u64,
-    /// Hypervisor data address register.
-    pub hdar: u64,
-    /// Hypervisor data storage interrupt status register.
-    pub hdsisr: u64,
-    /// Vector offset (0x100..0x1700).
-    pub vector: u64,
-    /// The handler's own MSR on entry.
-    pub msr: u64,
-    /// FPSCR of the interrupted context.
-    pub fpscr: u64,
-    /// Keeps `vscr` 16-byte aligned, as `stvx` needs.
-    pub pad: u64,
-    /// VSCR of the interrupted context (in the low word of the 16 bytes `stvx` stores).
-    pub vscr: [u64; 2],
-    /// VSR0..63 of the interrupted context (FPRs are VSR0..31's high halves, VRs VSR32..63).
-    pub vsr: [[u64; 2]; 64],
-}
-
-impl Default for TrapFrame {
-    fn default() -> Self {
-        Self {
-            abi_header: [0; 4],
-            gpr: [0; 32],
-            ctr: 0,
-            lr: 0,
-            cr: 0,
-            xer: 0,
-            srr0: 0,
-            srr1: 0,
-            hsrr0: 0,
-            hsrr1: 0,
-            dar: 0,
-            dsisr: 0,
-            hdar: 0,
-            hdsisr: 0,
-            vector: 0,
-            msr: 0,
-            fpscr: 0,
-            pad: 0,
-            vscr: [0; 2],
-            vsr: [[0; 2]; 64],
-        }
-    }
-}
 
 /// Name of an interrupt vector.
 pub fn vector_name(vector: u64) -> &'static str {
@@ -111,34 +38,6 @@ pub fn vector_name(vector: u64) -> &'static str {
         0xf80 => "Hypervisor Facility Unavailable",
         0x1500 => "Denormalisation",
         _ => "Unknown",
-    }
-}
-
-/// Whether the vector saves state in HSRR0/1 and returns with `hrfid` (ISA 2.07 6.5).
-pub fn uses_hsrr(vector: u64) -> bool {
-    matches!(
-        vector,
-        0x980 | 0xe00 | 0xe20 | 0xe40 | 0xe60 | 0xe80 | 0xf80
-    )
-}
-
-impl TrapFrame {
-    /// The address of the interrupted instruction (or the one after it for `sc`).
-    pub fn fault_address(&self) -> u64 {
-        if uses_hsrr(self.vector) {
-            self.hsrr0
-        } else {
-            self.srr0
-        }
-    }
-
-    /// Resumes after the interrupted instruction (used when a test expected the fault).
-    pub fn skip_instruction(&mut self) {
-        if uses_hsrr(self.vector) {
-            self.hsrr0 = self.hsrr0.wrapping_add(4);
-        } else {
-            self.srr0 = self.srr0.wrapping_add(4);
-        }
     }
 }
 
@@ -280,26 +179,5 @@ mod tests {
         assert!(out.contains("Fatal exception 0x700: Program"), "{out}");
         assert!(out.contains("<tcefw_boot+0x4>"), "{out}");
         assert!(out.contains("R3  0x000000000000dead"), "{out}");
-    }
-
-    #[test]
-    fn hypervisor_vectors_use_hsrr() {
-        let mut frame = TrapFrame {
-            vector: 0xe40,
-            hsrr0: 0x100,
-            srr0: 0x200,
-            ..Default::default()
-        };
-        assert_eq!(frame.fault_address(), 0x100);
-        frame.skip_instruction();
-        assert_eq!(frame.hsrr0, 0x104);
-        assert!(!uses_hsrr(0xc00));
-        // Must match the TF_* offsets in boot/defs.S.
-        assert_eq!(core::mem::size_of::<TrapFrame>(), 1456);
-        assert_eq!(core::mem::offset_of!(TrapFrame, vector), 384);
-        assert_eq!(core::mem::offset_of!(TrapFrame, srr0), 320);
-        assert_eq!(core::mem::offset_of!(TrapFrame, fpscr), 400);
-        assert_eq!(core::mem::offset_of!(TrapFrame, vscr), 416);
-        assert_eq!(core::mem::offset_of!(TrapFrame, vsr), 432);
     }
 }

@@ -43,8 +43,8 @@ fn hooks_built() -> Result<(), String> {
     }
 }
 
-/// Bytes of a trap frame (platform::fault::TrapFrame, boot/defs.S TF_SIZE).
-const FRAME_BYTES: u64 = core::mem::size_of::<crate::platform::fault::TrapFrame>() as u64;
+/// Bytes of a trap frame (hw::trap::TrapFrame, boot/defs.S TF_SIZE).
+const FRAME_BYTES: u64 = core::mem::size_of::<crate::hw::trap::TrapFrame>() as u64;
 
 /// H_PRIVILEGE: what the hypervisor's own `sc 1` gets (it plays no partition here).
 const H_PRIVILEGE: i64 = -3;

@@ -7,7 +7,8 @@
 //! instruction, SRR1 the caller's MSR).
 
 use super::percpu::this_cpu;
-use crate::platform::fault::{uses_hsrr, write_report, TrapFrame};
+use crate::hw::trap::{uses_hsrr, TrapFrame};
+use crate::platform::fault::write_report;
 use core::sync::atomic::Ordering;
 use spin::Once;
 
