@@ -16,6 +16,7 @@ extern crate alloc;
 #[cfg(target_arch = "powerpc64")]
 pub mod arch;
 pub mod console;
+pub mod devtree;
 #[cfg(target_arch = "powerpc64")]
 pub mod firmware;
 #[cfg(target_arch = "powerpc64")]

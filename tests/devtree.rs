@@ -1,4 +1,5 @@
-//! Host tests of the device-tree reader (`tcefw::platform::devtree`).
+//! Host tests of the device-tree reader (`tcefw::devtree`) and the machine description it
+//! feeds (`tcefw::platform::machine`).
 //!
 //! - The five fixture blobs decoded field by field. Expected values were worked out by hand
 //!   from the `.dts` listings next to the fixtures (/work/shared/fixtures): for example
@@ -15,10 +16,12 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use tcefw::platform::devtree::{
-    blob_size, merge_spans, subtract_spans, DevTreeError, ExpectedLength, HeaderError, LpcRange,
-    LpcSpace, Machine, MemRange, Opal, PcbRange, PciSpace, PropertyError, Reserved,
-    ReservedSources, Span, StructureError,
+use tcefw::devtree::{
+    blob_size, merge_spans, subtract_spans, DevTreeError, ExpectedLength, HeaderError, MemRange,
+    PropertyError, Span, StructureError,
+};
+use tcefw::platform::machine::{
+    LpcRange, LpcSpace, Machine, Opal, PcbRange, PciSpace, Reserved, ReservedSources,
 };
 
 const QEMU72: &[u8] = include_bytes!("fixtures/qemu72-powernv8.dtb");

@@ -3,7 +3,7 @@
 //! ../shared/fixtures (QEMU hw/pci-host/pnv_phb3_pbcq.c; skiboot hw/phb3.c).
 
 use tcefw::phb3::site::{sites, PhbAccess};
-use tcefw::platform::devtree::Machine;
+use tcefw::platform::machine::Machine;
 
 fn machine(name: &str) -> Machine {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -61,7 +61,8 @@ fn skiboot_tree_gives_three_pciex_sites() {
     }
 }
 
-use tcefw::platform::devtree::{MemRange, Opal, Pbcq, PciSpace, PciWindow, Pciex};
+use tcefw::devtree::MemRange;
+use tcefw::platform::machine::{Opal, Pbcq, PciSpace, PciWindow, Pciex};
 
 fn pciex_with(window: Option<PciWindow>) -> Pciex {
     Pciex {

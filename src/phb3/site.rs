@@ -12,7 +12,7 @@
 use super::ioda::M32Window;
 use super::pbcq::PbcqXscom;
 use super::regs::{M32_PCI_SIZE, M32_PCI_START};
-use crate::platform::devtree::Machine;
+use crate::platform::machine::Machine;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -11,9 +11,9 @@
 //! Linux arch/powerpc/kernel/setup_64.c (copying vectors to 0), QEMU hw/ppc/pnv.c.
 
 use super::config_blob::{self, CONFIG_BLOB_ADDRESS, CONFIG_BLOB_WINDOW};
-use super::devtree::Machine;
 use super::fault::TextSymbols;
 use super::lpc::{LpcBus, LpcUart, IB700_ARM_PORT, IB700_TIMEOUT_NOW};
+use super::machine::Machine;
 use crate::arch::ppc64::{cpu, opal::Opal, opal::OpalConsole, percpu, smp, xscom::ChipXscom};
 use crate::console;
 use crate::hw::console::Sink;

@@ -6,6 +6,6 @@
 #[cfg(target_arch = "powerpc64")]
 pub mod boot;
 pub mod config_blob;
-pub mod devtree;
 pub mod fault;
 pub mod lpc;
+pub mod machine;

@@ -8,7 +8,8 @@
 use alloc::string::String;
 use core::fmt;
 
-/// Why a device-tree blob could not be turned into a [`super::Machine`].
+/// Why a device-tree blob could not be read, or lacks a node or property that its reader
+/// (e.g. the host's machine description) needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DevTreeError {
     /// The FDT header, its block offsets or the memory reservation block are unusable.

@@ -8,14 +8,14 @@
 //! arch/powerpc/kernel/prom.c (`early_reserve_mem_dt`), setup-common.c
 //! (`smp_setup_cpu_maps`), platforms/powernv/pci-ioda.c (`pnv_ioda_parse_m64_window`).
 
-use super::error::{DevTreeError, ExpectedLength, HeaderError, PropertyError};
-use super::flat::{NodeRef, Tree};
-use super::memmap::{merge_spans, MemRange};
-use super::prop::{CellCursor, RegEntry, MAX_CELLS};
 use super::{
     Chip, Cpu, Lpc, LpcRange, LpcSpace, M64Window, Machine, Opal, Pbcq, PcbRange, PciSpace,
     PciWindow, Pciex, Reserved, ReservedSources, Uart,
 };
+use crate::devtree::error::{DevTreeError, ExpectedLength, HeaderError, PropertyError};
+use crate::devtree::flat::{NodeRef, Tree};
+use crate::devtree::memmap::{merge_spans, MemRange};
+use crate::devtree::prop::{CellCursor, RegEntry, MAX_CELLS};
 use alloc::{
     string::{String, ToString},
     vec,

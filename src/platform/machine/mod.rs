@@ -1,33 +1,27 @@
-//! The device-tree reader: turns the flattened device tree the firmware is handed in r3 into
-//! an owned, typed [`Machine`] description, and never panics on what it reads.
+//! The machine as its device tree describes it: turns the flattened device tree the
+//! firmware is handed in r3 into an owned, typed [`Machine`], and never panics on what it
+//! reads.
 //!
 //! Two kinds of tree reach us. In bare mode (`-bios`), QEMU's powernv8 tree describes chips
 //! by their XSCOM nodes with `pbcq@` children for the PHB3s and no `pciex` nodes. In payload
 //! mode skiboot has brought the PHBs up, and its tree adds `/ibm,opal`, `reserved-ranges`,
 //! `/reserved-memory` and one `pciex@` node per PHB. [`Machine`] holds what both say.
 //!
-//! A malformed, truncated or unexpected tree gives a [`DevTreeError`] naming the byte offset
-//! or the node and property and what is wrong. The `fdt` crate is deliberately not called:
-//! past `Fdt::new` its accessors panic on corrupt blobs (see [`flat`]), and checking a blob
-//! well enough to make them safe is the whole work of a walker. So [`flat`] reads the blob
-//! with every offset checked and [`prop`] decodes values with every length checked.
+//! The blob itself is read by the generic reader in [`crate::devtree`], which checks every
+//! offset and length; a malformed, truncated or unexpected tree gives a [`DevTreeError`]
+//! naming the byte offset or the node and property and what is wrong.
 //!
 //! Resources: Devicetree Specification v0.4 (chapters 2, 3 and 5); skiboot core/device.c,
 //! core/fdt.c, core/mem_region.c, hw/xscom.c, hw/lpc.c and hw/phb3.c (`phb3_add_properties`);
 //! QEMU hw/ppc/pnv.c, pnv_xscom.c, pnv_lpc.c and hw/pci-host/pnv_phb3.c (the bare-mode tree);
 //! Linux arch/powerpc/kernel/prom.c and platforms/powernv/pci-ioda.c (how an OS reads both).
 
-pub mod error;
-pub mod flat;
-pub mod memmap;
 mod parse;
-pub mod prop;
 pub mod summary;
 
-pub use error::{DevTreeError, ExpectedLength, HeaderError, PropertyError, StructureError};
-pub use memmap::{merge_spans, subtract_spans, MemRange, Span};
 pub use summary::{Summary, SummaryLine};
 
+use crate::devtree::{merge_spans, subtract_spans, DevTreeError, MemRange, Span};
 use alloc::{string::String, vec::Vec};
 
 /// What the device tree says about the machine: memory, CPUs, chips and their XSCOM, LPC
@@ -316,13 +310,6 @@ pub struct Opal {
     pub entry: u64,
     /// `opal-runtime-size`: bytes from `base` that OPAL keeps at runtime.
     pub runtime_size: u64,
-}
-
-/// The blob size a header announces, after checking its magic, version and block layout:
-/// what boot code needs to turn the pointer in r3 into a slice for [`Machine::parse`].
-/// `header` needs only the first 40 bytes of the blob.
-pub fn blob_size(header: &[u8]) -> Result<usize, DevTreeError> {
-    Ok(flat::Header::decode(header)?.totalsize as usize)
 }
 
 impl Machine {

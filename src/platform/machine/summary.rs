@@ -8,9 +8,8 @@
 //!
 //! Resources: skiboot hw/xscom.c, hw/lpc.c, hw/phb3.c and core/mem_region.c log messages.
 
-use super::{
-    Chip, Cpu, Lpc, LpcRange, LpcSpace, Machine, MemRange, Opal, Pbcq, PciWindow, Pciex, Reserved,
-};
+use super::{Chip, Cpu, Lpc, LpcRange, LpcSpace, Machine, Opal, Pbcq, PciWindow, Pciex, Reserved};
+use crate::devtree::MemRange;
 use core::fmt;
 
 /// One line of the boot summary.
