@@ -7,15 +7,16 @@
 //!   size 0x8_0000_0000.
 //! - Free-memory arithmetic at its edges, and against a byte-map model.
 //! - Broken trees, each an error and never a panic: the fixtures truncated at every length,
-//!   patched headers, and trees made by a small FDT writer (below) with one thing wrong.
+//!   patched headers, and trees made by the library's FDT writer with one thing wrong.
 //! - A mutation run: thousands of deterministic corruptions per fixture under `catch_unwind`.
 //!
 //! Resources: Devicetree Specification v0.4, chapter 5 (the writer emits that layout);
 //! skiboot core/init.c (`fdt_set_boot_cpuid_phys` with the boot thread's PIR; QEMU never
 //! sets it) and hw/phb3.c (`phb3_add_properties`); QEMU hw/ppc/pnv.c and pnv_phb3_pbcq.c.
 
-use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use tcefw::devtree::flat::{FDT_BEGIN_NODE, FDT_END, FDT_END_NODE, FDT_PROP};
+use tcefw::devtree::writer::{assemble, cells, text_list, write_blocks, Node};
 use tcefw::devtree::{
     blob_size, merge_spans, subtract_spans, DevTreeError, ExpectedLength, HeaderError, MemRange,
     PropertyError, Span, StructureError,
@@ -55,15 +56,9 @@ fn parse_err(blob: &[u8]) -> DevTreeError {
 }
 
 // ---------------------------------------------------------------------------------------
-// A small FDT writer (spec chapter 5): header, memory reservation block, structure block,
-// strings block, in that order.
+// Trees written with the library's FDT writer (`tcefw::devtree::writer`), and the header
+// fields the tests patch.
 // ---------------------------------------------------------------------------------------
-
-const FDT_BEGIN_NODE: u32 = 1;
-const FDT_END_NODE: u32 = 2;
-const FDT_PROP: u32 = 3;
-const FDT_NOP: u32 = 4;
-const FDT_END: u32 = 9;
 
 /// Header field indexes (each a big-endian u32).
 const H_MAGIC: usize = 0;
@@ -76,188 +71,20 @@ const H_LAST_COMP: usize = 6;
 const H_SIZE_STRINGS: usize = 8;
 const H_SIZE_STRUCT: usize = 9;
 
-#[derive(Clone, Debug)]
-struct Node {
-    name: String,
-    props: Vec<(String, Vec<u8>)>,
-    children: Vec<Node>,
+/// `node.at(path)`: the node a test breaks, which must exist in the test tree.
+trait At {
+    fn at(&mut self, path: &str) -> &mut Node;
 }
 
-fn cells(values: &[u32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_be_bytes()).collect()
-}
-
-fn text(value: &str) -> Vec<u8> {
-    let mut bytes = value.as_bytes().to_vec();
-    bytes.push(0);
-    bytes
-}
-
-fn text_list(values: &[&str]) -> Vec<u8> {
-    values.iter().flat_map(|v| text(v)).collect()
-}
-
-impl Node {
-    fn new(name: &str) -> Node {
-        Node {
-            name: name.into(),
-            props: Vec::new(),
-            children: Vec::new(),
-        }
-    }
-
-    fn prop(mut self, name: &str, value: Vec<u8>) -> Node {
-        self.props.push((name.into(), value));
-        self
-    }
-
-    fn cells(self, name: &str, values: &[u32]) -> Node {
-        self.prop(name, cells(values))
-    }
-
-    fn text(self, name: &str, value: &str) -> Node {
-        self.prop(name, text(value))
-    }
-
-    fn child(mut self, node: Node) -> Node {
-        self.children.push(node);
-        self
-    }
-
-    /// The node at `path` relative to this one ("" is this node, "cpus/cpu@8" a grandchild).
+impl At for Node {
     fn at(&mut self, path: &str) -> &mut Node {
-        let mut node = self;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            node = node
-                .children
-                .iter_mut()
-                .find(|c| c.name == part)
-                .unwrap_or_else(|| panic!("no node {part} in the test tree"));
-        }
-        node
+        self.node_mut(path)
+            .unwrap_or_else(|| panic!("no node {path} in the test tree"))
     }
-
-    fn set(&mut self, name: &str, value: Vec<u8>) {
-        match self.props.iter_mut().find(|(n, _)| n == name) {
-            Some(prop) => prop.1 = value,
-            None => self.props.push((name.into(), value)),
-        }
-    }
-
-    fn remove(&mut self, name: &str) {
-        self.props.retain(|(n, _)| n != name);
-    }
-
-    fn remove_child(&mut self, name: &str) {
-        self.children.retain(|c| c.name != name);
-    }
-}
-
-#[derive(Default)]
-struct Writer {
-    structure: Vec<u8>,
-    strings: Vec<u8>,
-    offsets: HashMap<String, u32>,
-    nops: bool,
-}
-
-impl Writer {
-    fn word(&mut self, value: u32) {
-        self.structure.extend_from_slice(&value.to_be_bytes());
-    }
-
-    /// A token, preceded by a NOP when the writer sprinkles them (spec 5.4.1: FDT_NOP may
-    /// appear wherever a token may).
-    fn token(&mut self, token: u32) {
-        if self.nops {
-            self.word(FDT_NOP);
-        }
-        self.word(token);
-    }
-
-    fn pad(&mut self) {
-        while !self.structure.len().is_multiple_of(4) {
-            self.structure.push(0);
-        }
-    }
-
-    fn name_offset(&mut self, name: &str) -> u32 {
-        if let Some(&offset) = self.offsets.get(name) {
-            return offset;
-        }
-        let offset = self.strings.len() as u32;
-        self.strings.extend_from_slice(&text(name));
-        self.offsets.insert(name.into(), offset);
-        offset
-    }
-
-    fn node(&mut self, node: &Node) {
-        self.token(FDT_BEGIN_NODE);
-        self.structure.extend_from_slice(&text(&node.name));
-        self.pad();
-        for (name, value) in &node.props {
-            self.token(FDT_PROP);
-            self.word(value.len() as u32);
-            let offset = self.name_offset(name);
-            self.word(offset);
-            self.structure.extend_from_slice(value);
-            self.pad();
-        }
-        for child in &node.children {
-            self.node(child);
-        }
-        self.token(FDT_END_NODE);
-    }
-}
-
-/// The structure and strings blocks of `root`.
-fn write_blocks(root: &Node, nops: bool) -> (Vec<u8>, Vec<u8>) {
-    let mut writer = Writer {
-        nops,
-        ..Writer::default()
-    };
-    writer.node(root);
-    writer.token(FDT_END);
-    (writer.structure, writer.strings)
-}
-
-/// A version 17 blob from its blocks, laid out the way dtc does.
-fn assemble(
-    structure: &[u8],
-    strings: &[u8],
-    reservations: &[(u64, u64)],
-    boot_cpu: u32,
-) -> Vec<u8> {
-    let off_rsvmap = 40usize;
-    let off_struct = off_rsvmap + 16 * (reservations.len() + 1);
-    let off_strings = off_struct + structure.len();
-    let totalsize = off_strings + strings.len();
-    let header = [
-        0xd00d_feed,
-        totalsize as u32,
-        off_struct as u32,
-        off_strings as u32,
-        off_rsvmap as u32,
-        17,
-        16,
-        boot_cpu,
-        strings.len() as u32,
-        structure.len() as u32,
-    ];
-    let mut blob = cells(&header);
-    for &(address, size) in reservations.iter().chain(&[(0, 0)]) {
-        blob.extend_from_slice(&address.to_be_bytes());
-        blob.extend_from_slice(&size.to_be_bytes());
-    }
-    blob.extend_from_slice(structure);
-    blob.extend_from_slice(strings);
-    assert_eq!(blob.len(), totalsize);
-    blob
 }
 
 fn build(root: &Node) -> Vec<u8> {
-    let (structure, strings) = write_blocks(root, false);
-    assemble(&structure, &strings, &[], 8)
+    root.to_blob(&[], 8)
 }
 
 fn header_field(blob: &[u8], index: usize) -> u32 {
@@ -792,7 +619,7 @@ fn memory_nodes_are_merged_and_sorted() {
         "reg",
         cells(&[0, 0x8000_0000, 0, 0x1000_0000, 0, 0, 0, 0x4000_0000]),
     );
-    tree.children.insert(
+    tree.insert_child(
         1,
         Node::new("memory@40000000")
             .text("device_type", "memory")
@@ -949,7 +776,7 @@ fn timebase_from_cpus_node() {
 #[test]
 fn disabled_memory_node_is_skipped() {
     let mut tree = test_tree();
-    tree.children.insert(
+    tree.insert_child(
         1,
         Node::new("memory@80000000")
             .text("device_type", "memory")
@@ -1046,7 +873,7 @@ fn missing_essential_properties() {
         // /ibm,opal without its entry point cannot be called.
         (
             |t| {
-                t.children.push(
+                t.add_child(
                     Node::new("ibm,opal")
                         .cells("opal-base-address", &[0, 0x3000_0000])
                         .cells("opal-runtime-size", &[0, 0x100_0000]),
@@ -1056,10 +883,7 @@ fn missing_essential_properties() {
             "opal-entry-address",
         ),
         (
-            |t| {
-                t.children
-                    .push(Node::new("pciex@0").text("compatible", "ibm,power8-pciex"))
-            },
+            |t| t.add_child(Node::new("pciex@0").text("compatible", "ibm,power8-pciex")),
             "/pciex@0",
             "reg",
         ),
@@ -1142,7 +966,7 @@ fn odd_property_lengths() {
         );
     }
     let opal_base_too_long = |t: &mut Node| {
-        t.children.push(
+        t.add_child(
             Node::new("ibm,opal")
                 .cells("opal-base-address", &[0, 0x3000_0000, 0])
                 .cells("opal-entry-address", &[0x3000_3760])
@@ -1262,8 +1086,8 @@ fn bad_values() {
     // Two chips claiming one chip id.
     let second_chip_0 = |t: &mut Node| {
         let mut second = t.at(XSCOM).clone();
-        second.name = "xscom@3fc0800000000".into();
-        t.children.push(second);
+        second.set_name("xscom@3fc0800000000");
+        t.add_child(second);
     };
     assert_eq!(
         broken(second_chip_0),
@@ -1275,7 +1099,7 @@ fn bad_values() {
     );
     // A translating /reserved-memory ranges.
     let translating = |t: &mut Node| {
-        t.children.push(
+        t.add_child(
             Node::new("reserved-memory")
                 .cells("#address-cells", &[2])
                 .cells("#size-cells", &[2])
@@ -1295,7 +1119,7 @@ fn bad_values() {
     );
     // pciex ranges need 3 PCI address cells.
     let pciex_two_cells = |t: &mut Node| {
-        t.children.push(
+        t.add_child(
             Node::new("pciex@3fffe40000000")
                 .text("compatible", "ibm,power8-pciex")
                 .cells("reg", &[0x3fffe, 0x4000_0000, 0, 0x1000])

@@ -25,11 +25,16 @@ pub const HEADER_LEN: usize = 40;
 /// limit only bounds the work a hostile blob can ask for.
 pub const MAX_DEPTH: usize = 64;
 
-const FDT_BEGIN_NODE: u32 = 0x1;
-const FDT_END_NODE: u32 = 0x2;
-const FDT_PROP: u32 = 0x3;
-const FDT_NOP: u32 = 0x4;
-const FDT_END: u32 = 0x9;
+/// Structure-block token: a node begins (its name follows, NUL-terminated, padded to 4).
+pub const FDT_BEGIN_NODE: u32 = 0x1;
+/// Structure-block token: the current node ends.
+pub const FDT_END_NODE: u32 = 0x2;
+/// Structure-block token: a property (length, name offset, value padded to 4) follows.
+pub const FDT_PROP: u32 = 0x3;
+/// Structure-block token: nothing; allowed wherever a token may be (spec 5.4.1).
+pub const FDT_NOP: u32 = 0x4;
+/// Structure-block token: the end of the structure block.
+pub const FDT_END: u32 = 0x9;
 
 /// The fields of the FDT header (spec 5.2) that locate the blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,6 +19,7 @@ pub mod error;
 pub mod flat;
 pub mod memmap;
 pub mod prop;
+pub mod writer;
 
 pub use error::{DevTreeError, ExpectedLength, HeaderError, PropertyError, StructureError};
 pub use memmap::{merge_spans, subtract_spans, MemRange, Span};

@@ -188,8 +188,9 @@ const _: () = {
     );
     assert!(size_of::<TrapFrame>() == defs_offset("TF_SIZE"), "TF_SIZE");
     // stvx/lvx need 16-byte alignment; the frame sits on a 16-aligned stack.
-    assert!(offset_of!(TrapFrame, vscr) % 16 == 0 && offset_of!(TrapFrame, vsr) % 16 == 0);
-    assert!(size_of::<TrapFrame>() % 16 == 0);
+    assert!(offset_of!(TrapFrame, vscr).is_multiple_of(16));
+    assert!(offset_of!(TrapFrame, vsr).is_multiple_of(16));
+    assert!(size_of::<TrapFrame>().is_multiple_of(16));
 };
 
 #[cfg(test)]
