@@ -17,10 +17,6 @@ extern crate alloc;
 pub mod arch;
 pub mod console;
 pub mod devtree;
-#[cfg(target_arch = "powerpc64")]
-pub mod firmware;
-#[cfg(target_arch = "powerpc64")]
-pub use firmware::firmware_main;
 pub mod hcall;
 pub mod hv;
 pub mod hw;
@@ -32,3 +28,29 @@ pub mod pci;
 pub mod phb3;
 pub mod platform;
 pub mod selftest;
+#[cfg(target_arch = "powerpc64")]
+pub mod startup;
+
+/// The hook table through which arch's entry and trap code reach the layers above it (see
+/// `arch::ppc64::hooks`): the crate root wires startup to it, and hands startup the in-image
+/// runs of `selftest`, which sits above startup.
+#[cfg(target_arch = "powerpc64")]
+#[no_mangle]
+static TCEFW_HOOKS: arch::ppc64::hooks::Hooks = arch::ppc64::hooks::Hooks {
+    boot: boot_main_line,
+    prepare_secondary: startup::prepare_secondary,
+    report_exception: startup::report_exception,
+    end_run_failed: startup::end_run_failed,
+};
+
+#[cfg(target_arch = "powerpc64")]
+fn boot_main_line(handover: arch::ppc64::boot::Handover) -> ! {
+    startup::boot(
+        handover,
+        &startup::InImage {
+            tests: selftest::run_requested,
+            test_word: selftest::plan::TEST_WORD,
+            benchmarks: selftest::bench::run_all,
+        },
+    )
+}

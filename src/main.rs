@@ -1,5 +1,6 @@
 //! The tcefw firmware image: a thin binary over the library. On powerpc64le the entry points
-//! live in `boot/` (assembly, pulled in by `tcefw::arch`) and `tcefw::platform::boot`. Built
+//! live in `boot/` (assembly, pulled in by `tcefw::arch`), `tcefw::arch::ppc64::boot` and
+//! `tcefw::startup`. Built
 //! for the host (plain `cargo run`), it hands over to qemu-run.sh, which builds the firmware
 //! target and boots it under QEMU.
 #![cfg_attr(target_arch = "powerpc64", no_std)]

@@ -5,8 +5,9 @@
 //! core/mem_region.c (a small early heap before the memory map is known).
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
@@ -30,6 +31,17 @@ struct Region {
     start: usize,
     end: usize,
 }
+
+/// Bytes of the early arena: enough to read the device tree before the RAM map is known.
+pub const EARLY_ARENA_BYTES: usize = 2 << 20;
+
+#[repr(C, align(4096))]
+struct EarlyArena(UnsafeCell<[u8; EARLY_ARENA_BYTES]>);
+// SAFETY: the arena's bytes are handed to one heap once (EARLY_ARENA_TAKEN), which then owns
+// them; nothing else names them.
+unsafe impl Sync for EarlyArena {}
+static EARLY_ARENA: EarlyArena = EarlyArena(UnsafeCell::new([0; EARLY_ARENA_BYTES]));
+static EARLY_ARENA_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// A heap made of up to two regions: the early arena and main RAM.
 pub struct TwoRegionHeap {
@@ -78,6 +90,17 @@ impl TwoRegionHeap {
             end: start + size,
         });
         true
+    }
+
+    /// Adds the early arena (a static set aside for it) as a region. Only the first call in
+    /// the program gets it; returns whether this call did.
+    pub fn add_early_arena(&self) -> bool {
+        if EARLY_ARENA_TAKEN.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        // SAFETY: the arena is a static that nothing else names, handed out once (the flag
+        // above); it lives forever.
+        unsafe { self.add_region(EARLY_ARENA.0.get() as usize, EARLY_ARENA_BYTES) }
     }
 
     /// Current usage.

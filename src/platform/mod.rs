@@ -3,8 +3,6 @@
 //!
 //! Resources: skiboot core/device.c, hw/xscom.c, hw/lpc.c; QEMU hw/ppc/pnv.c.
 
-#[cfg(target_arch = "powerpc64")]
-pub mod boot;
 pub mod config_blob;
 pub mod fault;
 pub mod lpc;

@@ -11,11 +11,11 @@
 use super::support::find_device;
 use super::support::hcall;
 use crate::arch::ppc64::cpu;
-use crate::firmware::hv;
 use crate::hcall::codes::{H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE};
 use crate::iommu::service::WindowConfig;
 use crate::pci::edu::{EDU_DEVICE, EDU_VENDOR};
-use crate::platform::boot::Platform;
+use crate::startup::hv;
+use crate::startup::Platform;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

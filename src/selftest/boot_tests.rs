@@ -6,7 +6,7 @@
 use super::Test;
 use crate::arch::ppc64::{cpu, percpu};
 use crate::mm::FrameAllocator;
-use crate::platform::boot::{Platform, FRAMES, HEAP};
+use crate::startup::{Platform, FRAMES, HEAP};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -52,7 +52,7 @@ fn program_check_is_reported(_: &Platform) -> Result<(), String> {
         ));
     }
     let address = cpu_area.caught_address.load(Ordering::Relaxed);
-    let symbols = crate::platform::boot::symbols();
+    let symbols = crate::startup::symbols();
     use crate::platform::fault::SymbolLookup;
     match symbols.lookup(address) {
         Some((name, _)) if name.contains("trigger_program_check") => Ok(()),
@@ -113,7 +113,7 @@ fn frame_allocator_alignment(_: &Platform) -> Result<(), String> {
 /// The hypervisor's own code is no partition: its `sc 1` must be refused, whatever the
 /// opcode, and every non-volatile register must survive the trip through the vector.
 fn hypercall_outside_a_partition(_: &Platform) -> Result<(), String> {
-    crate::firmware::hv::leave_partition();
+    crate::startup::hv::leave_partition();
     let out = cpu::hypercall(0x20, &[1, 2, 3, 4, 5, 6, 7, 8]);
     if out[0] as i64 != -3 {
         return Err(format!("r3 = {:#x}, expected H_PRIVILEGE", out[0]));
@@ -180,7 +180,7 @@ fn hypercall_preserves_fp_vector_state(_: &Platform) -> Result<(), String> {
         ];
     }
     let mut output = [[0u64; 2]; 64];
-    crate::firmware::hv::leave_partition();
+    crate::startup::hv::leave_partition();
     let status = cpu::hypercall_with_vector_state(0x20, &input, &mut output);
     if status as i64 != -3 {
         return Err(format!("status {}", status as i64));

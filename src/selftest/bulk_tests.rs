@@ -17,8 +17,6 @@ use super::support::{
 };
 use super::Test;
 use crate::arch::ppc64::smp;
-use crate::firmware::hv::{self, guest_write};
-use crate::firmware::pci::PciHost;
 use crate::hcall::codes::{
     H_GET_TCE, H_P2, H_P4, H_PARAMETER, H_PUT_TCE, H_PUT_TCE_INDIRECT, H_RESOURCE, H_STUFF_TCE,
     H_SUCCESS, H_TCEFW_CREATE_PE_DMA_WINDOW, H_TCEFW_QUERY_PE_DMA_WINDOW,
@@ -28,7 +26,9 @@ use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
 use crate::iommu::service::WindowConfig;
 use crate::pci::edu::{DmaDirection, Edu};
-use crate::platform::boot::{Platform, FRAMES, HEAP, TABLE_BLOCKS};
+use crate::startup::hv::{self, guest_write};
+use crate::startup::pci::PciHost;
+use crate::startup::{Platform, FRAMES, HEAP, TABLE_BLOCKS};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;

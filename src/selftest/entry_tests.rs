@@ -13,7 +13,7 @@
 use super::plan::skip;
 use super::Test;
 use crate::arch::ppc64::{cpu, percpu};
-use crate::platform::boot::Platform;
+use crate::startup::Platform;
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -92,7 +92,7 @@ struct Failure {
 
 /// Runs every case on the CPU that calls it. Allocates nothing (secondaries run it too).
 fn probe_this_cpu() -> Result<(), Failure> {
-    crate::firmware::hv::leave_partition();
+    crate::startup::hv::leave_partition();
     let index = percpu::this_cpu_index();
     let fail = |case, check, value| Err(Failure { case, check, value });
     let Some((base, top)) = percpu::exception_stack(index) else {
@@ -190,7 +190,7 @@ fn hypercall_with_a_hostile_r1(_: &Platform) -> Result<(), String> {
 
 fn fault_inside_a_handler(_: &Platform) -> Result<(), String> {
     hooks_built()?;
-    crate::firmware::hv::leave_partition();
+    crate::startup::hv::leave_partition();
     let index = percpu::this_cpu_index();
     let (base, top) = percpu::exception_stack(index).ok_or("no exception stack")?;
     let nested_top = base + percpu::NESTED_STACK_BYTES as u64;
@@ -225,7 +225,7 @@ fn fault_inside_a_handler(_: &Platform) -> Result<(), String> {
     }
     let address = cpu_area.caught_address.load(Ordering::Relaxed);
     use crate::platform::fault::SymbolLookup;
-    match crate::platform::boot::symbols().lookup(address) {
+    match crate::startup::symbols().lookup(address) {
         Some((name, _)) if name.contains("trigger_program_check") => {}
         other => return Err(format!("fault at {address:#x} resolved to {other:?}")),
     }

@@ -7,10 +7,10 @@
 //! Resources: QEMU system/physmem.c (`cpu_memory_rw_debug`); skiboot hw/phb3.c
 //! (`phb3_ioda_sel`: IODA_ADDR selects a table and an index, IODA_DATA0 reads the entry).
 
-use crate::firmware::pci::hosts;
 use crate::hw::regio::RegIo;
 use crate::iommu::tve::TVT_ENTRIES;
 use crate::phb3::regs::PHB_IODA_ADDR;
+use crate::startup::pci::hosts;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The last TVT copied out, entry `i` at `i * 8`, in CPU (little-endian) order.

@@ -15,12 +15,12 @@ use super::support::{
     edu_bar0, edu_dma, edu_reaches_window1, expect, hcall, read_guest, require, status, EDU,
 };
 use super::Test;
-use crate::firmware::hv::{self, guest_write};
 use crate::hcall::codes::{H_PUT_TCE, H_SUCCESS};
 use crate::iommu::service::WindowConfig;
 use crate::iommu::tve::tvt_index;
 use crate::pci::edu::{DmaDirection, Edu};
-use crate::platform::boot::Platform;
+use crate::startup::hv::{self, guest_write};
+use crate::startup::Platform;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;

@@ -42,7 +42,7 @@ pub struct Test {
     /// Test name, as printed.
     pub name: &'static str,
     /// The test body.
-    pub run: fn(&crate::platform::boot::Platform) -> Result<(), alloc::string::String>,
+    pub run: fn(&crate::startup::Platform) -> Result<(), alloc::string::String>,
 }
 
 /// The registry: every test, tier by tier, in run order. A new test goes into its tier's

@@ -7,10 +7,10 @@
 
 use super::support::{require, E1000E, EDU};
 use super::Test;
-use crate::firmware::pci::hosts;
 use crate::pci::edu::{Edu, EDU_IDENTIFICATION};
 use crate::phb3::site::sites;
-use crate::platform::boot::Platform;
+use crate::startup::pci::hosts;
+use crate::startup::Platform;
 use alloc::format;
 use alloc::string::String;
 
@@ -124,7 +124,7 @@ fn rtt_gives_devices_their_own_pes(_: &Platform) -> Result<(), String> {
             seen.push((pe, host.number, function.bdf));
         }
     }
-    // PE numbers run on across PHBs (firmware::pci), so no two functions anywhere share
+    // PE numbers run on across PHBs (startup::pci), so no two functions anywhere share
     // one, whatever devices the run has.
     seen.sort_unstable_by_key(|&(pe, number, _)| (pe, number));
     if let Some(pair) = seen.windows(2).find(|pair| pair[0].0 == pair[1].0) {

@@ -6,7 +6,7 @@
 
 use super::plan::{self, Outcome, Request, Tally};
 use super::{Test, TIERS};
-use crate::platform::boot::Platform;
+use crate::startup::Platform;
 use alloc::vec::Vec;
 
 /// Runs (or lists) what the boot arguments ask for; `None` when they ask for nothing.
@@ -88,14 +88,14 @@ pub fn run(platform: &Platform, request: &Request) -> bool {
 }
 
 fn audit() -> Result<(), alloc::string::String> {
-    let Some(hv) = crate::firmware::hv::hypervisor() else {
+    let Some(hv) = crate::startup::hv::hypervisor() else {
         return Ok(());
     };
     // The table block cache serves TCE tables and nothing else, so its used bytes must
     // equal the table bytes the walk finds ("the allocator counters match the tables
     // that exist").
     let used = crate::hcall::audit::AllocatorUsage {
-        frame_bytes: crate::platform::boot::TABLE_BLOCKS.stats().used_bytes,
+        frame_bytes: crate::startup::TABLE_BLOCKS.stats().used_bytes,
         heap_bytes: None,
     };
     let others = crate::hcall::audit::AllocatorUsage {

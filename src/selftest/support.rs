@@ -10,14 +10,14 @@
 use super::plan::skip;
 use crate::arch::ppc64::cpu;
 use crate::arch::ppc64::mmio::MmioWindow;
-use crate::firmware::hv::{self, guest_read, guest_write};
-use crate::firmware::pci::{hosts, PciHost};
 use crate::hcall::codes::{H_PUT_TCE, H_SUCCESS};
 use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
 use crate::iommu::service::WindowConfig;
 use crate::pci::edu::{DmaDirection, Edu, EDU_DEVICE, EDU_VENDOR};
 use crate::pci::enumerate::PciFunction;
+use crate::startup::hv::{self, guest_read, guest_write};
+use crate::startup::pci::{hosts, PciHost};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;

@@ -16,8 +16,6 @@ use super::support::{
     WINDOW1_BUS,
 };
 use super::Test;
-use crate::firmware::hv::{self, guest_write};
-use crate::firmware::pci::PciHost;
 use crate::hcall::codes::{
     H_FUNCTION, H_GET_TCE, H_PARAMETER, H_PUT_TCE, H_PUT_TCE_INDIRECT, H_STUFF_TCE, H_SUCCESS,
 };
@@ -25,7 +23,9 @@ use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
 use crate::iommu::service::WindowConfig;
 use crate::pci::edu::{DmaDirection, Edu};
-use crate::platform::boot::Platform;
+use crate::startup::hv::{self, guest_write};
+use crate::startup::pci::PciHost;
+use crate::startup::Platform;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;

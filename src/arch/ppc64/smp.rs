@@ -96,11 +96,7 @@ pub fn run_on_all(work: WorkFn, arg: u64) {
 #[no_mangle]
 extern "C" fn tcefw_secondary(pir: u64, index: u64) -> ! {
     let index = index as usize;
-    if crate::platform::boot::platform()
-        .is_some_and(|p| p.mode == crate::platform::boot::BootMode::Bare)
-    {
-        cpu::set_hile();
-    }
+    (super::hooks::hooks().prepare_secondary)();
     let Some(area) = percpu::init_this_cpu(index, pir as u32) else {
         loop {
             cpu::relax();

@@ -1,14 +1,14 @@
 //! The Rust side of every interrupt: hypercalls (`sc 1` at 0xC00) go to the registered
 //! hypercall handler, a fault a test expects is recorded and skipped, and anything else is
-//! reported and ends the run as failed.
+//! reported and ends the run as failed (both through the hooks of [`super::hooks`]).
 //!
 //! Resources: PAPR / LoPAR 14.5.3 (hypercall registers: r3 opcode, r4.. arguments, r3
 //! status, r4.. outputs); POWER ISA 2.07 Book III 6.5.14 (system call: SRR0 is the next
 //! instruction, SRR1 the caller's MSR).
 
+use super::hooks::hooks;
 use super::percpu::this_cpu;
 use crate::hw::trap::{uses_hsrr, TrapFrame};
-use crate::platform::fault::write_report;
 use core::sync::atomic::Ordering;
 use spin::Once;
 
@@ -56,12 +56,12 @@ extern "C" fn tcefw_exception(frame: &mut TrapFrame) -> u64 {
         cpu.caught_frame
             .store(frame as *const TrapFrame as u64, Ordering::Relaxed);
         cpu.caught_vector.store(frame.vector, Ordering::Release);
-        print_report(frame, false);
+        (hooks().report_exception)(frame, false);
         frame.skip_instruction();
         return leave_by_hrfid;
     }
-    print_report(frame, true);
-    crate::platform::boot::end_run_failed("unexpected exception")
+    (hooks().report_exception)(frame, true);
+    (hooks().end_run_failed)("unexpected exception")
 }
 
 /// The entry tests' view of a hypercall (src/selftest/entry_tests.rs): where its frame was
@@ -74,20 +74,4 @@ fn selftest_hooks(frame: &TrapFrame) {
     if cpu.fault_in_next_hypercall.swap(0, Ordering::AcqRel) != 0 {
         super::cpu::trigger_program_check();
     }
-}
-
-fn print_report(frame: &TrapFrame, fatal: bool) {
-    struct EmergencyConsole;
-    impl core::fmt::Write for EmergencyConsole {
-        fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            crate::console::emergency_print(format_args!("{s}"));
-            Ok(())
-        }
-    }
-    let _ = write_report(
-        &mut EmergencyConsole,
-        frame,
-        &crate::platform::boot::symbols(),
-        fatal,
-    );
 }

@@ -8,6 +8,7 @@
 //! Resources: LoPAR 14.5.4.2 (TCE hypercalls); Linux arch/powerpc/kvm/book3s_64_vio.c.
 
 use super::pci::PciHost;
+use super::{Platform, TABLE_BLOCKS};
 use crate::arch::ppc64::percpu::{this_cpu, NO_PARTITION};
 use crate::arch::ppc64::trap::set_hypercall_handler;
 use crate::hcall::codes::{HCALL_ARGS, H_PRIVILEGE};
@@ -16,7 +17,6 @@ use crate::hcall::partition::Partition;
 use crate::iommu::pages::PageAccounting;
 use crate::iommu::ram::Ram;
 use crate::mm::PhysAddr;
-use crate::platform::boot::{Platform, TABLE_BLOCKS};
 use alloc::format;
 use alloc::string::String;
 use core::sync::atomic::Ordering;

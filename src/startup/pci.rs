@@ -6,6 +6,7 @@
 //! Resources: skiboot hw/phb3.c (phb3_probe_pbcq, phb3_init_ioda2, PCI summary); QEMU
 //! hw/pci-host/pnv_phb3.c.
 
+use super::{Platform, FRAMES};
 use crate::arch::ppc64::mmio::{MmioRegs, MmioWindow};
 use crate::mm::PhysAddr;
 use crate::pci::enumerate::{enumerate, EnumOptions, MemWindow, PciFunction, Topology};
@@ -13,7 +14,6 @@ use crate::phb3::pbcq::{self, BarPlan};
 use crate::phb3::regs::PHB_REGS_SIZE;
 use crate::phb3::site::{sites, PhbAccess, PhbSite};
 use crate::phb3::{M32Window, Phb3};
-use crate::platform::boot::{Platform, FRAMES};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
