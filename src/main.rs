@@ -1,8 +1,7 @@
 //! The tcefw firmware image: a thin binary over the library. On powerpc64le the entry points
-//! live in `boot/` (assembly, pulled in by `tcefw::arch`), `tcefw::arch::ppc64::boot` and
-//! `tcefw::startup`. Built
-//! for the host (plain `cargo run`), it hands over to qemu-run.sh, which builds the firmware
-//! target and boots it under QEMU.
+//! live in `boot/` (assembly, pulled in by `tcefw::arch`) and `tcefw::arch::ppc64::boot`,
+//! which hands over to `tcefw::startup`. Built for the host (plain `cargo run`), it hands
+//! over to qemu-run.sh, which builds the firmware target and boots it under QEMU.
 #![cfg_attr(target_arch = "powerpc64", no_std)]
 #![cfg_attr(target_arch = "powerpc64", no_main)]
 
