@@ -3,6 +3,7 @@
 //! which hands over to `tcefw::startup`. Built for the host (plain `cargo run`), it hands
 //! over to qemu-run.sh, which builds the firmware target and boots it under QEMU.
 #![cfg_attr(target_arch = "powerpc64", no_std)]
+#![forbid(unsafe_code)]
 #![cfg_attr(target_arch = "powerpc64", no_main)]
 
 #[cfg(target_arch = "powerpc64")]

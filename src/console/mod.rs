@@ -3,10 +3,11 @@
 //!
 //! Resources: skiboot core/console-log.c (`[%5lu.%09lu,%d]` prefix, log levels) and
 //! core/console.c (early buffering before the console driver is up).
+#![forbid(unsafe_code)]
 
 use crate::hw::console::Sink;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::{Mutex, Once};
 
 /// Log levels, as skiboot numbers them.
@@ -69,8 +70,10 @@ static CONSOLE: Mutex<Console> = Mutex::new(Console {
 static TIME_SOURCE: Once<fn() -> u64> = Once::new();
 static TIMEBASE_HZ: AtomicU64 = AtomicU64::new(512_000_000);
 
-/// Sets the sink and flushes what was printed before it existed.
+/// Sets the sink and flushes what was printed before it existed. (The emergency path keeps
+/// the first sink set: boot sets one.)
 pub fn set_sink(sink: &'static dyn Sink) {
+    EMERGENCY_SINK.call_once(|| sink);
     let mut console = CONSOLE.lock();
     console.sink = Some(sink);
     let early_len = console.early.len;
@@ -104,44 +107,78 @@ pub fn timebase_hz() -> u64 {
 
 /// Writes formatted text to the console. Used by the macros.
 pub fn print_fmt(args: fmt::Arguments<'_>) {
-    let _ = CONSOLE.lock().write_fmt(args);
+    with_console(|console| {
+        let _ = console.write_fmt(args);
+    });
 }
 
 /// Writes a whole log line with its prefix under one lock, so lines from different CPUs
 /// never interleave.
 pub fn log_fmt(level: Level, subsystem: &str, args: fmt::Arguments<'_>) {
     let ticks = timebase();
-    let mut console = CONSOLE.lock();
-    let _ = write_prefix(&mut *console, ticks, timebase_hz(), level);
-    let _ = write!(console, "{subsystem}: ");
-    let _ = console.write_fmt(args);
-    let _ = console.write_str("\n");
+    with_console(|console| {
+        let _ = write_prefix(console, ticks, timebase_hz(), level);
+        let _ = write!(console, "{subsystem}: ");
+        let _ = console.write_fmt(args);
+        let _ = console.write_str("\n");
+    });
 }
 
 /// Writes a whole log line whose text already names its subsystem (e.g. a device-tree
 /// summary line "MEM: ..."), with the timestamp prefix.
 pub fn log_line(level: Level, args: fmt::Arguments<'_>) {
     let ticks = timebase();
-    let mut console = CONSOLE.lock();
-    let _ = write_prefix(&mut *console, ticks, timebase_hz(), level);
-    let _ = console.write_fmt(args);
-    let _ = console.write_str("\n");
+    with_console(|console| {
+        let _ = write_prefix(console, ticks, timebase_hz(), level);
+        let _ = console.write_fmt(args);
+        let _ = console.write_str("\n");
+    });
 }
 
 /// Writes to the console even if another context holds its lock (a fault report from an
-/// exception that hit while the lock was held). Output may interleave; nothing deadlocks.
+/// exception that hit while the lock was held). If the lock stays taken, the console goes
+/// into emergency mode for good: from then on every print bypasses the lock and writes
+/// straight to the sink. Output may interleave; nothing deadlocks.
 pub fn emergency_print(args: fmt::Arguments<'_>) {
-    for _ in 0..1_000_000 {
-        if let Some(mut console) = CONSOLE.try_lock() {
-            let _ = console.write_fmt(args);
-            return;
+    if !EMERGENCY.load(Ordering::Acquire) {
+        for _ in 0..1_000_000 {
+            if let Some(mut console) = CONSOLE.try_lock() {
+                let _ = console.write_fmt(args);
+                return;
+            }
+            core::hint::spin_loop();
         }
-        core::hint::spin_loop();
+        // The holder of the lock is the context this exception interrupted; it cannot run
+        // again before the run ends, so it will never let go.
+        EMERGENCY.store(true, Ordering::Release);
     }
-    // SAFETY: the holder of the lock is the context this exception interrupted; it cannot
-    // run again before we end the run, so taking the console over cannot race with it.
-    unsafe { CONSOLE.force_unlock() };
-    let _ = CONSOLE.lock().write_fmt(args);
+    let _ = SinkWriter.write_fmt(args);
+}
+
+/// Set once the console's lock was found stuck: prints go straight to the sink.
+static EMERGENCY: AtomicBool = AtomicBool::new(false);
+/// The sink as the emergency path sees it, without the console's lock.
+static EMERGENCY_SINK: Once<&'static dyn Sink> = Once::new();
+
+/// Writes straight to the sink (nowhere, before one is set).
+struct SinkWriter;
+
+impl Write for SinkWriter {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if let Some(sink) = EMERGENCY_SINK.get() {
+            sink.write_bytes(text.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// The console, or the bypass in emergency mode.
+fn with_console(write: impl FnOnce(&mut dyn Write)) {
+    if EMERGENCY.load(Ordering::Acquire) {
+        write(&mut SinkWriter);
+    } else {
+        write(&mut *CONSOLE.lock());
+    }
 }
 
 /// `[    1.234567890,5] ` as skiboot prints it: seconds, nanoseconds, level.
@@ -214,6 +251,24 @@ mod tests {
         );
         // Everything up to the buffer's size was kept, in order, before the notice.
         assert_eq!(text.find("\n[console: "), Some(EARLY_BUFFER_BYTES));
+
+        // A report from a context that interrupted the lock's holder still gets out, and so
+        // does everything printed after it, though the lock is never let go.
+        let held = CONSOLE.lock();
+        emergency_print(format_args!("fault while the lock is held\n"));
+        crate::log!(Error, "TEST", "after the fault");
+        let text = String::from_utf8(RECORDER.0.lock().clone()).unwrap();
+        assert!(
+            text.contains("after 42\nfault while the lock is held\n["),
+            "{}",
+            &text[text.len() - 80..]
+        );
+        assert!(
+            text.ends_with(",3] TEST: after the fault\n"),
+            "{}",
+            &text[text.len() - 40..]
+        );
+        drop(held);
     }
 
     #[test]

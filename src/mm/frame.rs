@@ -6,9 +6,15 @@
 //! Free blocks are kept in ordered sets outside the managed memory, so the allocator never
 //! writes to a block it does not own. One short spin lock guards the sets; nothing is
 //! allocated from here while any other lock is held by the TCE path.
+//!
+//! The allocator owns its RAM as [`OwnedRam`] ranges and zeroes a block through them, so
+//! it needs no unsafe of its own; a block freed that is not in its RAM is refused.
+#![forbid(unsafe_code)]
 
-use super::{phys, FrameAllocator, PhysAddr};
+use super::phys::{OwnedRam, RamBlock};
+use super::{FrameAllocator, PhysAddr};
 use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
@@ -35,9 +41,26 @@ pub struct FrameStats {
     pub failed_allocs: u64,
 }
 
+/// The free blocks of each order, and the RAM they come from.
+struct FreeLists {
+    orders: [BTreeSet<PhysAddr>; ORDERS],
+    /// Every block handed out or free lies inside one of these (adjacent ranges are joined).
+    ram: Vec<OwnedRam>,
+}
+
+impl FreeLists {
+    fn order(&mut self, order: u32) -> &mut BTreeSet<PhysAddr> {
+        &mut self.orders[(order - MIN_ORDER) as usize]
+    }
+
+    fn owns(&self, pa: PhysAddr, len: u64) -> bool {
+        self.ram.iter().any(|ram| ram.contains(pa, len))
+    }
+}
+
 /// A buddy allocator over one or more ranges of RAM.
 pub struct BuddyAllocator {
-    free: Mutex<[BTreeSet<PhysAddr>; ORDERS]>,
+    free: Mutex<FreeLists>,
     managed_bytes: AtomicU64,
     used_bytes: AtomicU64,
     used_blocks: AtomicU64,
@@ -64,7 +87,10 @@ impl BuddyAllocator {
     pub const fn new() -> Self {
         const EMPTY: BTreeSet<PhysAddr> = BTreeSet::new();
         Self {
-            free: Mutex::new([EMPTY; ORDERS]),
+            free: Mutex::new(FreeLists {
+                orders: [EMPTY; ORDERS],
+                ram: Vec::new(),
+            }),
             managed_bytes: AtomicU64::new(0),
             used_bytes: AtomicU64::new(0),
             used_blocks: AtomicU64::new(0),
@@ -73,16 +99,12 @@ impl BuddyAllocator {
         }
     }
 
-    /// Gives the allocator the RAM `[start, end)`. The part not aligned to 4 KiB is left out.
-    /// Returns the number of bytes added.
-    ///
-    /// # Safety
-    /// The range must be RAM that nothing else uses, now or later, and must not overlap a
-    /// range added before.
-    pub unsafe fn add_range(&self, start: PhysAddr, end: PhysAddr) -> u64 {
+    /// Gives the allocator the RAM `ram`. The part not aligned to 4 KiB is left out. Returns
+    /// the number of bytes added.
+    pub fn add_ram(&self, ram: OwnedRam) -> u64 {
         let min = MIN_BLOCK as u64;
-        let mut cursor = start.saturating_add(min - 1) & !(min - 1);
-        let end = end & !(min - 1);
+        let mut cursor = ram.start().saturating_add(min - 1) & !(min - 1);
+        let end = ram.end() & !(min - 1);
         let mut added = 0;
         let mut free = self.free.lock();
         while cursor < end {
@@ -93,10 +115,28 @@ impl BuddyAllocator {
             {
                 order -= 1;
             }
-            free[(order - MIN_ORDER) as usize].insert(cursor);
+            free.order(order).insert(cursor);
             cursor += 1u64 << order;
             added += 1u64 << order;
         }
+        // Blocks of adjacent ranges can merge into one, which must then lie in one range.
+        let mut ram = ram;
+        while let Some(index) = free
+            .ram
+            .iter()
+            .position(|r| r.end() == ram.start() || ram.end() == r.start())
+        {
+            let neighbour = free.ram.swap_remove(index);
+            match neighbour.join(ram) {
+                Ok(joined) => ram = joined,
+                Err((neighbour, alone)) => {
+                    free.ram.push(neighbour);
+                    ram = alone;
+                    break;
+                }
+            }
+        }
+        free.ram.push(ram);
         self.managed_bytes.fetch_add(added, Ordering::Relaxed);
         added
     }
@@ -115,45 +155,57 @@ impl BuddyAllocator {
     /// Bytes free right now, summed over every order.
     pub fn free_bytes(&self) -> u64 {
         let free = self.free.lock();
-        free.iter()
+        free.orders
+            .iter()
             .enumerate()
             .map(|(i, set)| (set.len() as u64) << (i as u32 + MIN_ORDER))
             .sum()
     }
 
-    fn take(&self, order: u32) -> Option<PhysAddr> {
+    /// A free block of `order`, and its bytes for zeroing once the lock is let go.
+    fn take(&self, order: u32) -> Option<(PhysAddr, Option<RamBlock>)> {
         let mut free = self.free.lock();
-        let source = (order..=MAX_ORDER).find(|o| !free[(o - MIN_ORDER) as usize].is_empty())?;
-        let block = free[(source - MIN_ORDER) as usize].pop_first()?;
+        let source = (order..=MAX_ORDER).find(|&o| !free.order(o).is_empty())?;
+        let block = free.order(source).pop_first()?;
         // Split down to the wanted order, keeping the low half each time.
         for lower in (order..source).rev() {
-            free[(lower - MIN_ORDER) as usize].insert(block + (1u64 << lower));
+            free.order(lower).insert(block + (1u64 << lower));
         }
-        Some(block)
+        let bytes = free
+            .ram
+            .iter()
+            .find_map(|ram| ram.block(block, 1u64 << order));
+        Some((block, bytes))
     }
 
-    fn give_back(&self, mut block: PhysAddr, mut order: u32) {
+    /// Puts a block back, merging it with its free buddies. False (nothing changed) when the
+    /// block is not in this allocator's RAM.
+    fn give_back(&self, mut block: PhysAddr, mut order: u32) -> bool {
         let mut free = self.free.lock();
+        if !free.owns(block, 1u64 << order) {
+            return false;
+        }
         while order < MAX_ORDER {
             let buddy = block ^ (1u64 << order);
-            if !free[(order - MIN_ORDER) as usize].remove(&buddy) {
+            if !free.order(order).remove(&buddy) {
                 break;
             }
             block &= !(1u64 << order);
             order += 1;
         }
-        free[(order - MIN_ORDER) as usize].insert(block);
+        free.order(order).insert(block);
+        true
     }
 }
 
 impl FrameAllocator for BuddyAllocator {
     fn alloc(&self, size: usize) -> Option<PhysAddr> {
-        let Some(block) = order_of(size).and_then(|order| self.take(order)) else {
+        // A free block always lies in the allocator's RAM (give_back refuses others).
+        let Some((block, Some(bytes))) = order_of(size).and_then(|order| self.take(order)) else {
             self.failed_allocs.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        // SAFETY: `block` was free, so this allocator owns it and nobody else touches it.
-        unsafe { phys::zero(block, size) };
+        bytes.zero();
         let used = self.used_bytes.fetch_add(size as u64, Ordering::Relaxed) + size as u64;
         self.used_blocks.fetch_add(1, Ordering::Relaxed);
         self.peak_bytes.fetch_max(used, Ordering::Relaxed);
@@ -165,41 +217,44 @@ impl FrameAllocator for BuddyAllocator {
         if pa & (size as u64 - 1) != 0 {
             return;
         }
-        self.used_bytes.fetch_sub(size as u64, Ordering::Relaxed);
-        self.used_blocks.fetch_sub(1, Ordering::Relaxed);
-        self.give_back(pa, order);
+        if self.give_back(pa, order) {
+            self.used_bytes.fetch_sub(size as u64, Ordering::Relaxed);
+            self.used_blocks.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mm::test_arena::Arena;
+    use crate::mm::phys::{Arena, OwnedFrame};
+
+    /// An arena of `bytes`, aligned like the largest block, given away as RAM.
+    fn ram(bytes: usize) -> OwnedRam {
+        Arena::new(bytes, 1 << MAX_ORDER).unwrap().into_owned_ram()
+    }
 
     #[test]
     fn blocks_are_aligned_zeroed_and_merge_back() {
-        let arena = Arena::new(32 << 20);
+        let ram = ram(32 << 20);
         let frames = BuddyAllocator::new();
-        let base = arena.base();
-        // SAFETY: the arena is ours and unused.
-        let added = unsafe { frames.add_range(base + 4096, base + (32 << 20)) };
+        let base = ram.start();
+        let added = frames.add_ram(ram.narrow(base + 4096, base + (32 << 20)).unwrap());
         assert_eq!(added, (32 << 20) - 4096);
         let rtt = frames.alloc(128 << 10).unwrap();
         assert_eq!(rtt % (128 << 10), 0);
-        let page = frames.alloc(4096).unwrap();
-        assert_eq!(page % 4096, 0);
-        // SAFETY: `page` was just handed out to us.
-        unsafe { phys::write_bytes(page, &[0xAA; 16]) };
-        frames.free(page, 4096);
-        let again = frames.alloc(4096).unwrap();
+        let mut page = OwnedFrame::alloc(&frames, 4096).unwrap();
+        assert_eq!(page.pa() % 4096, 0);
+        page.write_bytes(0, &[0xAA; 16]);
+        drop(page);
+        let again = OwnedFrame::alloc(&frames, 4096).unwrap();
         let mut bytes = [0xFFu8; 16];
-        // SAFETY: `again` was just handed out to us.
-        unsafe { phys::read_bytes(again, &mut bytes) };
+        assert!(again.read_bytes(0, &mut bytes));
         assert_eq!(bytes, [0; 16], "blocks must come back zeroed");
         let stats = frames.stats();
         assert_eq!(stats.used_blocks, 2);
         assert_eq!(stats.used_bytes, (128 << 10) + 4096);
-        frames.free(again, 4096);
+        drop(again);
         frames.free(rtt, 128 << 10);
         assert_eq!(frames.stats().used_bytes, 0);
         assert_eq!(frames.free_bytes(), added);
@@ -209,11 +264,10 @@ mod tests {
 
     #[test]
     fn bad_sizes_and_exhaustion_are_refused() {
-        let arena = Arena::new(1 << MAX_ORDER);
+        let ram = ram(1 << MAX_ORDER);
         let frames = BuddyAllocator::new();
-        let base = arena.base();
-        // SAFETY: the arena is ours and unused.
-        unsafe { frames.add_range(base, base + (64 << 10)) };
+        let base = ram.start();
+        frames.add_ram(ram.narrow(base, base + (64 << 10)).unwrap());
         assert_eq!(frames.alloc(3000), None);
         assert_eq!(frames.alloc(2048), None);
         assert_eq!(frames.alloc(32 << 20), None);
@@ -228,5 +282,33 @@ mod tests {
             frames.free(b, 4096);
         }
         assert_eq!(frames.alloc(64 << 10), Some(base));
+    }
+
+    #[test]
+    fn blocks_outside_its_ram_are_refused_and_adjacent_ranges_join() {
+        let ram = ram(1 << MAX_ORDER);
+        let base = ram.start();
+        let mut low = ram.narrow(base, base + (128 << 10)).unwrap();
+        let high = low.split_off(base + (64 << 10)).unwrap();
+        let frames = BuddyAllocator::new();
+        frames.add_ram(high);
+        frames.add_ram(low);
+        // The two 64 KiB halves were added apart; once both are freed they merge into one
+        // 128 KiB block, which must still be zeroed and handed out.
+        let halves = [frames.alloc(64 << 10), frames.alloc(64 << 10)];
+        for half in halves {
+            frames.free(half.unwrap(), 64 << 10);
+        }
+        let whole = frames.alloc(128 << 10);
+        assert_eq!(whole, Some(base));
+        frames.free(base, 128 << 10);
+        // A block the allocator never owned does not enter its free lists.
+        let foreign = base + (1 << 20);
+        frames.free(foreign, 4096);
+        assert_eq!(frames.stats().used_blocks, 0);
+        assert_eq!(frames.free_bytes(), 128 << 10);
+        let blocks: Vec<_> = (0..32).map_while(|_| frames.alloc(4096)).collect();
+        assert_eq!(blocks.len(), 32);
+        assert!(!blocks.contains(&foreign));
     }
 }

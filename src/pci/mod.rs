@@ -8,6 +8,7 @@
 //! Resources: PCI Local Bus 3.0 and PCI-to-PCI Bridge 1.2 (config header), PCIe Base 3.0
 //! 7.8 (PCIe capability); skiboot core/pci.c (`pci_scan_bus`, summary lines) and
 //! include/pci-cfg.h.
+#![forbid(unsafe_code)]
 
 pub mod edu;
 pub mod enumerate;

@@ -24,8 +24,9 @@ use super::regs::{
     PHB_RTC_INVALIDATE_ALL, PHB_RTT_BAR, PHB_RTT_BASE_ADDRESS_MASK, PHB_TCE_KILL, PHB_TCE_KILL_ALL,
     PHB_VERSION, RTT_SIZE,
 };
-use super::tables::{fill_peltv_self, fill_rtt_reserved, OwnedFrame};
+use super::tables::{fill_peltv_self, fill_rtt_reserved};
 use crate::hw::regio::RegIo;
+use crate::mm::phys::OwnedFrame;
 use crate::mm::{FrameAllocator, PhysAddr};
 use core::fmt;
 use core::ops::RangeInclusive;

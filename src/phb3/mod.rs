@@ -11,6 +11,7 @@
 //!    each function its own PE.
 //!
 //! Resources: skiboot hw/phb3.c and include/phb3-regs.h; QEMU hw/pci-host/pnv_phb3.c.
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod ioda;

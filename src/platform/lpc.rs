@@ -188,7 +188,7 @@ pub const IB700_TIMEOUT_NOW: u32 = 0x0f;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
+    use std::sync::Mutex;
     use std::vec::Vec;
 
     #[test]
@@ -214,32 +214,29 @@ mod tests {
 
     /// A fake XSCOM that models QEMU's ECCB: a write to CTL performs the access.
     struct FakeEccb {
-        log: RefCell<Vec<(u64, u64)>>,
-        data: RefCell<u64>,
-        status: RefCell<u64>,
+        log: Mutex<Vec<(u64, u64)>>,
+        data: Mutex<u64>,
+        status: Mutex<u64>,
         fail_at: Option<usize>,
     }
-    // SAFETY: the tests that use it run on one thread; the trait bound asks for Sync only
-    // so that real implementations can be shared between CPUs.
-    unsafe impl Sync for FakeEccb {}
     impl Xscom for FakeEccb {
         fn read(&self, pcb: u64) -> Result<u64, XscomError> {
             if pcb == 0xb0020 + ECCB_STAT {
-                return Ok(self.status.replace(0));
+                return Ok(core::mem::take(&mut *self.status.lock().unwrap()));
             }
             Ok(0)
         }
         fn write(&self, pcb: u64, value: u64) -> Result<(), XscomError> {
-            let mut log = self.log.borrow_mut();
+            let mut log = self.log.lock().unwrap();
             if Some(log.len()) == self.fail_at {
                 return Err(XscomError::Failed { pcb, status: 7 });
             }
             log.push((pcb, value));
             match pcb - 0xb0020 {
-                ECCB_DATA => *self.data.borrow_mut() = value,
+                ECCB_DATA => *self.data.lock().unwrap() = value,
                 ECCB_CTL => {
                     let lsr_thre = 0x20u64 << 24;
-                    *self.status.borrow_mut() = ECCB_STAT_OP_DONE
+                    *self.status.lock().unwrap() = ECCB_STAT_OP_DONE
                         | if value & ECCB_CTL_READ != 0 {
                             lsr_thre << 26
                         } else {
@@ -255,14 +252,14 @@ mod tests {
     #[test]
     fn uart_byte_goes_through_data_then_control() {
         let fake = FakeEccb {
-            log: RefCell::new(Vec::new()),
-            data: RefCell::new(0),
-            status: RefCell::new(0),
+            log: Mutex::new(Vec::new()),
+            data: Mutex::new(0),
+            status: Mutex::new(0),
             fail_at: None,
         };
         let uart = LpcUart::new(LpcBus::new(&fake, 0xb0020), 0x3f8);
         uart.put_byte(b'A').unwrap();
-        let log = fake.log.borrow();
+        let log = fake.log.lock().unwrap();
         // LSR read (CTL write), then DATA write, then CTL write for THR.
         assert_eq!(log[0], (0xb0020, eccb_command(0xd00103fd, 1, true)));
         assert_eq!(log[1], (0xb0023, 0x4100_0000_0000_0000));
@@ -272,9 +269,9 @@ mod tests {
     #[test]
     fn xscom_failure_and_bad_size_are_errors() {
         let fake = FakeEccb {
-            log: RefCell::new(Vec::new()),
-            data: RefCell::new(0),
-            status: RefCell::new(0),
+            log: Mutex::new(Vec::new()),
+            data: Mutex::new(0),
+            status: Mutex::new(0),
             fail_at: Some(0),
         };
         let bus = LpcBus::new(&fake, 0xb0020);

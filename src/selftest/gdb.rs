@@ -20,6 +20,7 @@ static TVT_SNAPSHOT: [AtomicU64; TVT_ENTRIES] = [const { AtomicU64::new(0) }; TV
 /// buffer and returns the buffer's address, or 0 when there is no such PHB. The caller's
 /// IODA_ADDR is put back afterwards, so a stop between an IODA_ADDR write and its data
 /// access (a TVE update in progress) reads the same entry when it resumes.
+#[allow(unsafe_code)] // Reviewed: #[no_mangle] is how the debugger finds it (see the README).
 #[no_mangle]
 pub extern "C" fn tcefw_gdb_snapshot_tvt(phb: u64) -> u64 {
     let Some(host) = usize::try_from(phb).ok().and_then(|n| hosts().get(n)) else {

@@ -6,11 +6,13 @@
 //! Resources: skiboot core/init.c (what a payload receives) and core/mem_region.c (free RAM
 //! is the memory nodes minus every reserved range); Linux arch/powerpc/kernel/setup_64.c
 //! (copying vectors to 0); QEMU hw/ppc/pnv.c.
+#![forbid(unsafe_code)]
 
 use super::{console, FRAMES, HEAP};
 use crate::arch::ppc64::boot::{image_span, install_vectors_at_zero, Handover};
 use crate::arch::ppc64::{cpu, opal::Opal, smp, xscom::ChipXscom};
-use crate::mm::{phys, PhysAddr};
+use crate::mm::phys::{BootAuthority, OwnedRam};
+use crate::mm::PhysAddr;
 use crate::platform::config_blob::{self, CONFIG_BLOB_ADDRESS, CONFIG_BLOB_WINDOW};
 use crate::platform::lpc::{LpcBus, IB700_ARM_PORT, IB700_TIMEOUT_NOW};
 use crate::platform::machine::Machine;
@@ -52,8 +54,10 @@ pub struct Platform {
     /// The boot arguments: `/chosen/bootargs` in payload mode, the configuration blob's
     /// text in bare mode (see [`crate::platform::config_blob`]); empty when there are none.
     pub boot_args: String,
+    partition_ram: OwnedRam,
     opal: Option<Opal>,
     lpc: Option<(ChipXscom, u64)>,
+    authority: &'static BootAuthority,
 }
 
 const MAIN_HEAP_BYTES: u64 = 64 << 20;
@@ -72,7 +76,10 @@ pub fn platform() -> Option<&'static Platform> {
 }
 
 /// Reads the tree, sets the console and HILE, and gives free RAM to the allocators.
-pub(super) fn bring_up(handover: &Handover) -> Result<&'static Platform, String> {
+pub(super) fn bring_up(
+    handover: &Handover,
+    authority: &'static BootAuthority,
+) -> Result<&'static Platform, String> {
     let blob = handover.device_tree()?;
     let fdt_size = blob.len();
     let machine = Machine::parse(blob).map_err(|e| format!("device tree: {e}"))?;
@@ -109,10 +116,9 @@ pub(super) fn bring_up(handover: &Handover) -> Result<&'static Platform, String>
             let (xscom_base, eccb_pcb, port) = machine
                 .console_uart()
                 .ok_or_else(|| String::from("device tree has no LPC UART"))?;
-            // SAFETY: the XSCOM base comes from the chip's xscom node.
-            console::use_uart(unsafe { ChipXscom::new(xscom_base) }, eccb_pcb, port);
-            // SAFETY: as above.
-            lpc = Some((unsafe { ChipXscom::new(xscom_base) }, eccb_pcb));
+            // The XSCOM base comes from the chip's xscom node.
+            console::use_uart(ChipXscom::new(authority, xscom_base), eccb_pcb, port);
+            lpc = Some((ChipXscom::new(authority, xscom_base), eccb_pcb));
         }
     }
 
@@ -124,7 +130,7 @@ pub(super) fn bring_up(handover: &Handover) -> Result<&'static Platform, String>
     };
     let boot_args = match mode {
         BootMode::Payload => String::from(machine.bootargs()),
-        BootMode::Bare => bare_boot_args(&machine),
+        BootMode::Bare => bare_boot_args(&machine, authority),
     };
     // In bare mode the configuration blob's window stays out of the allocators (whether a
     // blob is there or not), so that nothing the firmware allocates lands on it.
@@ -153,8 +159,8 @@ pub(super) fn bring_up(handover: &Handover) -> Result<&'static Platform, String>
     let (start, end) = free[largest];
     let heap_bytes = MAIN_HEAP_BYTES.min((end - start) / 2) & !0xfff;
     let heap_start = (end - heap_bytes) & !0xfff;
-    // SAFETY: the range is free RAM (device tree memory minus reserved, image and tree).
-    unsafe { HEAP.add_region(heap_start as usize, heap_bytes as usize) };
+    // Free RAM: device tree memory minus reserved ranges, the image and the tree.
+    HEAP.add_ram(authority.claim_ram(heap_start, heap_start + heap_bytes));
     free[largest].1 = heap_start;
     // The partition pool comes from the top of what is left of that range, 16 MiB aligned
     // so that 16 MiB IOMMU pages can map it.
@@ -169,8 +175,8 @@ pub(super) fn bring_up(handover: &Handover) -> Result<&'static Platform, String>
         }
     };
     for &(start, end) in &free {
-        // SAFETY: each range is free RAM that nothing else uses.
-        unsafe { FRAMES.add_range(start, end) };
+        // Each range is free RAM that nothing else uses.
+        FRAMES.add_ram(authority.claim_ram(start, end));
     }
     Ok(PLATFORM.call_once(|| Platform {
         mode,
@@ -178,24 +184,33 @@ pub(super) fn bring_up(handover: &Handover) -> Result<&'static Platform, String>
         free_ranges: free,
         partition_pool,
         boot_args,
+        partition_ram: authority.claim_ram(partition_pool.0, partition_pool.1),
         opal,
         lpc,
+        authority,
     }))
 }
 
 /// The text of the bare-mode configuration blob, if the harness placed a valid one; a blob
 /// with the magic but a bad header is reported and ignored.
-fn bare_boot_args(machine: &Machine) -> String {
+fn bare_boot_args(machine: &Machine, authority: &BootAuthority) -> String {
     let window_in_ram = machine.memory.iter().any(|range| {
         range.base <= CONFIG_BLOB_ADDRESS && CONFIG_BLOB_ADDRESS + CONFIG_BLOB_WINDOW <= range.end()
     });
     if !window_in_ram {
         return String::new();
     }
-    // SAFETY: the window is RAM (checked against the device tree's memory ranges) and no
-    // allocator hands it out (it is excluded from all of them); it is only read.
-    let window = unsafe { phys::bytes(CONFIG_BLOB_ADDRESS, CONFIG_BLOB_WINDOW as usize) };
-    match config_blob::parse(window) {
+    // The window is RAM (checked against the device tree's memory ranges) and no allocator
+    // hands it out (it is excluded from all of them); it is only read.
+    let end = CONFIG_BLOB_ADDRESS + CONFIG_BLOB_WINDOW;
+    let mut window = alloc::vec![0u8; CONFIG_BLOB_WINDOW as usize];
+    if !authority
+        .claim_ram(CONFIG_BLOB_ADDRESS, end)
+        .read(CONFIG_BLOB_ADDRESS, &mut window)
+    {
+        return String::new();
+    }
+    match config_blob::parse(&window) {
         Ok(Some(text)) => {
             crate::log!(
                 Notice,
@@ -223,8 +238,18 @@ impl Platform {
             .chips
             .iter()
             .any(|chip| chip.xscom.base == base)
-            // SAFETY: `base` is a chip's XSCOM base as the device tree gives it.
-            .then(|| unsafe { ChipXscom::new(base) })
+            // `base` is a chip's XSCOM base as the device tree gives it.
+            .then(|| ChipXscom::new(self.authority, base))
+    }
+
+    /// The boot authority, for the device handles bring-up makes.
+    pub(super) fn authority(&self) -> &'static BootAuthority {
+        self.authority
+    }
+
+    /// The partition pool as owned RAM (empty when there is none).
+    pub(super) fn partition_ram(&self) -> &OwnedRam {
+        &self.partition_ram
     }
 
     /// Releases every other hardware thread the device tree lists, each with its own stack

@@ -3,6 +3,7 @@
 //! the chip's ECCB registers over XSCOM, once the device tree has said where it is.
 //!
 //! Resources: skiboot hw/lpc-uart.c (the UART as skiboot's console), core/console.c.
+#![forbid(unsafe_code)]
 
 use crate::arch::ppc64::opal::{Opal, OpalConsole};
 use crate::arch::ppc64::xscom::ChipXscom;

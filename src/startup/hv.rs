@@ -47,8 +47,12 @@ pub fn setup(
     // Only partition memory can ever be behind a TCE, so only the pool is accounted: the
     // records stay small whatever the machine's RAM, and a TCE into firmware memory fails
     // the accounting's own range check as well as the firmware-range check.
-    // SAFETY: the pool is RAM set aside at boot for partitions; it stays mapped (the MMU is
-    // off) and the accounting only reads it through atomics and copies.
+    // Phase 2 of the restructuring gives iommu::ram::Ram a safe constructor from the pool's
+    // OwnedRam; until then this is the one unsafe call outside arch/ and mm::phys.
+    // SAFETY: the pool is RAM set aside at boot for partitions (claimed as owned RAM); it
+    // stays mapped (the MMU is off) and the accounting only reads it through atomics and
+    // copies.
+    #[allow(unsafe_code)]
     let ram = unsafe { Ram::new(pool_start, pool_end - pool_start) };
     let pages = PageAccounting::new(ram).map_err(|e| format!("page accounting: {e:?}"))?;
     let pages = PAGES.call_once(|| pages);
@@ -124,9 +128,14 @@ pub fn guest_write(partition: &Partition, gra: u64, bytes: &[u8]) -> Result<(), 
     let host = partition
         .to_host(gra, bytes.len() as u64)
         .ok_or_else(|| format!("guest {gra:#x}+{:#x} is outside the partition", bytes.len()))?;
-    // SAFETY: `to_host` checked the whole range lies in the partition's memory, which is in
-    // the partition pool: no firmware object lives there.
-    unsafe { crate::mm::phys::write_bytes(host, bytes) };
+    // `to_host` checked the whole range lies in the partition's memory, which is in the
+    // partition pool, whose owned RAM checks it again.
+    if !partition_ram()?.write(host, bytes) {
+        return Err(format!(
+            "host {host:#x}+{:#x} is outside the pool",
+            bytes.len()
+        ));
+    }
     Ok(())
 }
 
@@ -135,7 +144,17 @@ pub fn guest_read(partition: &Partition, gra: u64, out: &mut [u8]) -> Result<(),
     let host = partition
         .to_host(gra, out.len() as u64)
         .ok_or_else(|| format!("guest {gra:#x}+{:#x} is outside the partition", out.len()))?;
-    // SAFETY: as in guest_write; reading RAM in the partition pool.
-    unsafe { crate::mm::phys::read_bytes(host, out) };
+    if !partition_ram()?.read(host, out) {
+        return Err(format!(
+            "host {host:#x}+{:#x} is outside the pool",
+            out.len()
+        ));
+    }
     Ok(())
+}
+
+fn partition_ram() -> Result<&'static crate::mm::phys::OwnedRam, String> {
+    super::platform()
+        .map(|platform| platform.partition_ram())
+        .ok_or_else(|| String::from("no platform"))
 }

@@ -14,6 +14,8 @@
 //!
 //! Resources: skiboot core/init.c (main_cpu_entry: console, memory, CPUs, PHBs, payload);
 //! Linux arch/powerpc/kernel/setup_64.c (early_setup, then setup_arch).
+// Denied (crate-wide), not forbidden: hv.rs allows the one phase-2 call.
+#![deny(unsafe_code)]
 
 mod bring_up;
 mod console;
@@ -26,8 +28,10 @@ pub use bring_up::{platform, BootMode, Platform};
 use crate::arch::ppc64::boot::{symbol_table, Handover};
 use crate::arch::ppc64::cpu;
 use crate::hw::trap::TrapFrame;
-use crate::mm::{block_cache::BlockCache, frame::BuddyAllocator, heap::TwoRegionHeap};
+use crate::mm::frame::BuddyAllocator;
+use crate::mm::phys::{block_cache::BlockCache, heap::TwoRegionHeap, BootAuthority};
 use crate::platform::fault::{write_report, TextSymbols};
+use spin::Once;
 
 /// The firmware heap (the global allocator).
 #[global_allocator]
@@ -50,14 +54,17 @@ pub struct InImage {
     pub benchmarks: fn(&Platform) -> bool,
 }
 
+static AUTHORITY: Once<BootAuthority> = Once::new();
+
 /// The boot CPU's main line: early heap and console, bring-up, then the main sequence.
-pub fn boot(handover: Handover, in_image: &InImage) -> ! {
+pub fn boot(handover: Handover, authority: BootAuthority, in_image: &InImage) -> ! {
+    let authority = AUTHORITY.call_once(|| authority);
     HEAP.add_early_arena();
     if let Some(opal) = handover.opal() {
         // Under skiboot: OPAL's console works before we read anything.
         console::use_opal(opal);
     }
-    match bring_up::bring_up(&handover) {
+    match bring_up::bring_up(&handover, authority) {
         Ok(platform) => sequence::firmware_main(platform, in_image),
         Err(message) => {
             crate::println!("tcefw: boot failed: {message}");

@@ -5,9 +5,11 @@
 //!
 //! Resources: skiboot hw/phb3.c (phb3_probe_pbcq, phb3_init_ioda2, PCI summary); QEMU
 //! hw/pci-host/pnv_phb3.c.
+#![forbid(unsafe_code)]
 
 use super::{Platform, FRAMES};
 use crate::arch::ppc64::mmio::{MmioRegs, MmioWindow};
+use crate::mm::phys::BootAuthority;
 use crate::mm::PhysAddr;
 use crate::pci::enumerate::{enumerate, EnumOptions, MemWindow, PciFunction, Topology};
 use crate::phb3::pbcq::{self, BarPlan};
@@ -35,6 +37,7 @@ pub struct PciHost {
     pub m32: M32Window,
     /// The functions found behind it.
     pub topology: Topology,
+    authority: &'static BootAuthority,
 }
 
 impl PciHost {
@@ -42,9 +45,9 @@ impl PciHost {
     pub fn bar_window(&self, function: &PciFunction, index: u8) -> Option<MmioWindow> {
         let bar = function.bar(index)?;
         let cpu = self.m32.cpu_address(bar.address?)?;
-        // SAFETY: the BAR was assigned inside this PHB's M32 window by enumeration, so the
-        // range is device MMIO that nothing maps as memory.
-        Some(unsafe { MmioWindow::new(cpu, bar.size) })
+        // The BAR was assigned inside this PHB's M32 window by enumeration, so the range is
+        // device MMIO that nothing maps as memory.
+        Some(MmioWindow::new(self.authority, cpu, bar.size))
     }
 }
 
@@ -117,10 +120,13 @@ fn bring_up(
             ..
         } => (*regs, *m32, *usable_m32_bytes),
     };
-    // SAFETY: the register block comes from the PBCQ BAR we just enabled or from skiboot's
-    // `reg`; it is device MMIO that nothing else maps.
-    let regs: &'static MmioRegs =
-        Box::leak(Box::new(unsafe { MmioRegs::new(regs_base, PHB_REGS_SIZE) }));
+    // The register block comes from the PBCQ BAR we just enabled or from skiboot's `reg`;
+    // it is device MMIO that nothing else maps.
+    let regs: &'static MmioRegs = Box::leak(Box::new(MmioRegs::new(
+        platform.authority(),
+        regs_base,
+        PHB_REGS_SIZE,
+    )));
     let mut phb = Phb3::init(regs, &FRAMES, number as u32, m32).map_err(|e| format!("{e}"))?;
     crate::log!(
         Notice,
@@ -155,5 +161,6 @@ fn bring_up(
         phb: Mutex::new(phb),
         m32,
         topology,
+        authority: platform.authority(),
     })
 }

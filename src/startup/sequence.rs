@@ -4,6 +4,7 @@
 //! run.
 //!
 //! Resources: skiboot core/init.c (main_cpu_entry: banner, then bring-up, then payload).
+#![forbid(unsafe_code)]
 
 use super::{hv, pci, InImage, Platform, FRAMES, HEAP};
 

@@ -9,7 +9,8 @@
 
 use super::opal::Opal;
 use super::{cpu, hooks, percpu};
-use crate::mm::{phys, PhysAddr};
+use crate::mm::phys::{self, BootAuthority};
+use crate::mm::PhysAddr;
 use alloc::format;
 use alloc::string::String;
 
@@ -72,11 +73,15 @@ extern "C" fn tcefw_boot(fdt: u64, low_block: u64, opal_base: u64, opal_entry: u
     percpu::init_this_cpu(0, cpu::pir());
     // SAFETY: r8/r9 as skiboot handed them over; in bare mode they are junk and unused.
     let opal = (low_block != 0).then(|| unsafe { Opal::new(opal_base, opal_entry) });
-    (hooks::hooks().boot)(Handover {
+    // SAFETY: the one authority, made here, goes to the boot hook: startup, which takes its
+    // addresses from the device tree, the boot protocol and the hardware it programs.
+    let authority = unsafe { BootAuthority::new() };
+    let handover = Handover {
         fdt,
         low_block,
         opal,
-    })
+    };
+    (hooks::hooks().boot)(handover, authority)
 }
 
 extern "C" {

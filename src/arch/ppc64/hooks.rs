@@ -11,12 +11,14 @@
 
 use super::boot::Handover;
 use crate::hw::trap::TrapFrame;
+use crate::mm::phys::BootAuthority;
 
 /// Where arch hands control to the layers above.
 pub struct Hooks {
-    /// The boot CPU's main line, entered once with the per-CPU area set up and the values
-    /// the boot protocol handed over. Never returns: the run ends with a verdict.
-    pub boot: fn(Handover) -> !,
+    /// The boot CPU's main line, entered once with the per-CPU area set up, the values the
+    /// boot protocol handed over, and the one boot authority. Never returns: the run ends
+    /// with a verdict.
+    pub boot: fn(Handover, BootAuthority) -> !,
     /// Run first on every released secondary thread, before its per-CPU area is set up and
     /// before it can take an interrupt (bare mode: HID0[HILE]).
     pub prepare_secondary: fn(),

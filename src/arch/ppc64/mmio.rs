@@ -8,6 +8,7 @@
 //! byte-swapped in software. Resources: skiboot include/io.h; Linux __raw_rm_readq.
 
 use crate::hw::regio::{RegIo, Width};
+use crate::mm::phys::BootAuthority;
 use core::arch::asm;
 
 /// Reads 8 bytes, cache-inhibited, with no byte swap.
@@ -86,11 +87,10 @@ pub struct MmioRegs {
 }
 
 impl MmioRegs {
-    /// The register block `[base, base + size)`.
-    ///
-    /// # Safety
-    /// The range must be a device register block that nothing else maps as memory.
-    pub const unsafe fn new(base: u64, size: u64) -> Self {
+    /// The register block `[base, base + size)`: a device register block that nothing maps
+    /// as memory (the boot authority's holder vouches for it: a PBCQ BAR it enabled, or
+    /// skiboot's `reg`).
+    pub const fn new(_authority: &BootAuthority, base: u64, size: u64) -> Self {
         Self { base, size }
     }
 
@@ -166,11 +166,10 @@ pub struct MmioWindow {
 }
 
 impl MmioWindow {
-    /// The BAR mapped at CPU address `base`, `size` bytes.
-    ///
-    /// # Safety
-    /// The range must be a device's MMIO window that nothing maps as memory.
-    pub const unsafe fn new(base: u64, size: u64) -> Self {
+    /// The BAR mapped at CPU address `base`, `size` bytes: a device's MMIO window that
+    /// nothing maps as memory (the boot authority's holder vouches for it: a BAR it assigned
+    /// inside a host bridge's window).
+    pub const fn new(_authority: &BootAuthority, base: u64, size: u64) -> Self {
         Self { base, size }
     }
 

@@ -8,6 +8,7 @@ use super::mmio::{ld_ci, st_ci};
 use crate::hw::xscom::{
     check_hmer, mmio_offset, Xscom, XscomError, HMER_XSCOM_DONE, HMER_XSCOM_FAIL,
 };
+use crate::mm::phys::BootAuthority;
 
 /// How many HMER polls before an XSCOM access is declared timed out.
 const HMER_POLL_LIMIT: u32 = 100_000;
@@ -20,11 +21,9 @@ pub struct ChipXscom {
 }
 
 impl ChipXscom {
-    /// The XSCOM window at `base` (from the xscom node's `reg`).
-    ///
-    /// # Safety
-    /// `base` must be the chip's XSCOM MMIO base.
-    pub const unsafe fn new(base: u64) -> Self {
+    /// The XSCOM window at `base`: the chip's XSCOM MMIO base, from its xscom node's `reg`
+    /// (the boot authority's holder vouches for it).
+    pub const fn new(_authority: &BootAuthority, base: u64) -> Self {
         Self { base }
     }
 

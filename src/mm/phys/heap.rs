@@ -1,9 +1,13 @@
 //! The firmware heap: linked_list_allocator over an early static arena (enough to read the
 //! device tree) plus one large region of free RAM added once the tree says where RAM is.
 //!
+//! It lives in `mm::phys` because a `GlobalAlloc` is unsafe by nature: it turns raw memory
+//! into Rust objects.
+//!
 //! Resources: linked_list_allocator docs (Heap::init, allocate_first_fit); skiboot
 //! core/mem_region.c (a small early heap before the memory map is known).
 
+use super::OwnedRam;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
@@ -90,6 +94,17 @@ impl TwoRegionHeap {
             end: start + size,
         });
         true
+    }
+
+    /// Adds `ram` as a region (it becomes the heap's for good). Returns false, and leaves
+    /// the range unused, if both slots are taken.
+    pub fn add_ram(&self, ram: OwnedRam) -> bool {
+        let Ok(size) = usize::try_from(ram.len()) else {
+            return false;
+        };
+        // SAFETY: owned RAM is unused, writable and valid forever, and this value was its
+        // only owner; distinct OwnedRam values do not overlap (their makers' contract).
+        unsafe { self.add_region(ram.start() as usize, size) }
     }
 
     /// Adds the early arena (a static set aside for it) as a region. Only the first call in

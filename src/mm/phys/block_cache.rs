@@ -7,10 +7,14 @@
 //! between another CPU's read and its compare-and-swap cannot be mistaken for the old head
 //! (the ABA problem). Blocks are zeroed when they enter the cache, and their link word when
 //! they leave it, so they come out as zeroed as the frame allocator's.
+//!
+//! It lives in `mm::phys` because its free lists are threaded through the free blocks
+//! themselves: it writes memory it knows only by address, which a block from a
+//! [`FrameAllocator`] is to its holder until freed (the trait's contract).
 //! Resources: R. K. Treiber, "Systems Programming: Coping with Parallelism" (IBM RJ 5118,
 //! 1986); Linux arch/powerpc/kvm/book3s_64_vio.c (TCE levels allocated under no lock).
 
-use super::{phys, FrameAllocator, PhysAddr};
+use crate::mm::{phys, FrameAllocator, PhysAddr};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const FRAME_SHIFT: u32 = 12;
@@ -211,7 +215,7 @@ impl FrameAllocator for BlockCache<'_> {
 mod tests {
     use super::*;
     use crate::mm::frame::BuddyAllocator;
-    use crate::mm::test_arena::Arena;
+    use crate::mm::phys::Arena;
     use std::sync::Arc;
     use std::vec::Vec;
 
@@ -225,7 +229,7 @@ mod tests {
 
     #[test]
     fn blocks_are_reused_zeroed_and_counted() {
-        let arena = Arena::new(16 << 20);
+        let arena = Arena::new(16 << 20, 1 << 24).unwrap();
         let frames = buddy(&arena, 16 << 20);
         let cache = BlockCache::new(frames, 8);
         assert_eq!(cache.prefill(4096, 4), 4);
@@ -258,7 +262,7 @@ mod tests {
 
     #[test]
     fn concurrent_alloc_and_free_never_hand_a_block_out_twice() {
-        let arena = Arc::new(Arena::new(32 << 20));
+        let arena = Arc::new(Arena::new(32 << 20, 1 << 24).unwrap());
         let frames = buddy(&arena, 32 << 20);
         let cache: &'static BlockCache<'static> = Box::leak(Box::new(BlockCache::new(frames, 64)));
         cache.prefill(4096, 32);
