@@ -331,7 +331,7 @@ impl PageAccounting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Arena;
+    use crate::mm::phys::Arena;
 
     #[test]
     fn a_pin_past_the_maximum_is_refused_and_records_are_separate_per_size() {
