@@ -12,8 +12,9 @@
 //!
 //! **Unsafe.** `unsafe_code` is denied crate-wide and forbidden in every logic module; it is
 //! allowed only in `arch` and `mm::phys` (and, until phase 2 of the restructuring takes it
-//! out, in `iommu` and `model`), and on two reviewed items: the hook table's `#[no_mangle]`
-//! below, and the partition pool's `iommu::ram::Ram::new` call in `startup::hv`.
+//! out, in `iommu` and `model`), and on three reviewed items: the hook table's `#[no_mangle]`
+//! below, the gdb helpers' `#[no_mangle]` entry in `selftest::gdb`, and the partition pool's
+//! `iommu::ram::Ram::new` call in `startup::hv`.
 //!
 //! Resources: skiboot (hw/phb3.c, hw/xscom.c, hw/lpc.c), QEMU hw/ppc/pnv*.c and
 //! hw/pci-host/pnv_phb3*.c, LoPAR (TCE hypercalls), Linux arch/powerpc/platforms/powernv.
