@@ -9,14 +9,14 @@
 /// Errors from one XSCOM access, decoded from HMER.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XscomError {
-    /// HMER[XSCOM_FAIL] was set; `status` is HMER bits 21..23 (1 = busy, 2..7 = errors).
+    /// HMER\[XSCOM_FAIL\] was set; `status` is HMER bits 21..23 (1 = busy, 2..7 = errors).
     Failed {
         /// The PCB address accessed.
         pcb: u64,
         /// HMER bits 21..23.
         status: u8,
     },
-    /// HMER[XSCOM_DONE] never came.
+    /// HMER\[XSCOM_DONE\] never came.
     Timeout {
         /// The PCB address accessed.
         pcb: u64,

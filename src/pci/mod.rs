@@ -13,10 +13,12 @@
 pub mod edu;
 pub mod enumerate;
 pub mod header;
+pub mod topology;
 
-pub use enumerate::{
-    enumerate, Bar, BarKind, BusRange, EnumError, EnumOptions, FunctionKind, FunctionProblem,
-    MemWindow, PciFunction, Problem, Topology,
+pub use enumerate::enumerate;
+pub use topology::{
+    Bar, BarKind, BusRange, EnumError, EnumOptions, FunctionKind, FunctionProblem, MemWindow,
+    PciFunction, Problem, Topology,
 };
 
 use crate::hw::regio::Width;

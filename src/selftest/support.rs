@@ -15,7 +15,7 @@ use crate::hcall::hypervisor::Hypervisor;
 use crate::hcall::partition::Partition;
 use crate::iommu::service::WindowConfig;
 use crate::pci::edu::{DmaDirection, Edu, EDU_DEVICE, EDU_VENDOR};
-use crate::pci::enumerate::PciFunction;
+use crate::pci::topology::PciFunction;
 use crate::startup::hv::{self, guest_read, guest_write};
 use crate::startup::pci::{hosts, PciHost};
 use alloc::format;
