@@ -5,7 +5,7 @@
 //! per-function error (BAR too big, malformed BARs, PE exhaustion, bus numbers, depth) and
 //! the whole-enumeration errors.
 
-#[path = "support/phb3_fakes.rs"]
+#[path = "support/fakes/mod.rs"]
 mod fakes;
 
 use fakes::{sample_topology, BarSpec, FakeConfig, FnSpec};

@@ -3,7 +3,7 @@
 //! through the PHB's own config space. Checks that PE assignment lands in the RTT (one
 //! RTC invalidate per assignment) and that config cycles carry each function's PE.
 
-#[path = "support/phb3_fakes.rs"]
+#[path = "support/fakes/mod.rs"]
 mod fakes;
 
 use fakes::{host_frames, peek_bytes, sample_topology, FakePhb, FakeXscom, Op, NEST, PCI, SPCI};

@@ -3,7 +3,7 @@
 //! (misaligned, beyond 4 KiB, bus 0 beyond device 0) that touch nothing. No access is ever
 //! 8 bytes wide at CONFIG_DATA.
 
-#[path = "support/phb3_fakes.rs"]
+#[path = "support/fakes/mod.rs"]
 mod fakes;
 
 use fakes::{host_frames, FakeConfig, FakePhb, FnSpec, Op, RegAccess};

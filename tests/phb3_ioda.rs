@@ -4,7 +4,7 @@
 //! allocation failure at each table, a table the BAR cannot hold, a PHB that stops answering
 //! half-way), each leaving the tables freed and nothing half-programmed.
 
-#[path = "support/phb3_fakes.rs"]
+#[path = "support/fakes/mod.rs"]
 mod fakes;
 
 use fakes::{host_frames, peek_be16, peek_bytes, CountingFrames, FakePhb, Op, RegAccess};

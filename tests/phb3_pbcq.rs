@@ -2,7 +2,7 @@
 //! checks, and an XSCOM failure at every step (each gives the typed error naming the register,
 //! and BAR_EN is never left enabling a window).
 
-#[path = "support/phb3_fakes.rs"]
+#[path = "support/fakes/mod.rs"]
 mod fakes;
 
 use fakes::{FakeXscom, NEST, PCI, SPCI};
