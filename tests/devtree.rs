@@ -2,7 +2,7 @@
 //! feeds (`tcefw::platform::machine`).
 //!
 //! - The five fixture blobs decoded field by field. Expected values were worked out by hand
-//!   from the `.dts` listings next to the fixtures (/work/shared/fixtures): for example
+//!   from the `.dts` listings next to the fixtures (tests/fixtures): for example
 //!   `reg = <0x3fc00 0x00 0x08 0x00>` under a root with 2+2 cells is base 0x3fc00_0000_0000,
 //!   size 0x8_0000_0000.
 //! - Free-memory arithmetic at its edges, and against a byte-map model.
@@ -1611,5 +1611,44 @@ fn random_bytes_never_panic() {
             catch_unwind(AssertUnwindSafe(|| exercise(&blob))).is_ok(),
             "case {case} panicked"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Every fixture blob has its listing, and the generic reader reads them all (the pseries
+// trees QEMU hands a guest included).
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_fixture_has_its_dts_with_the_same_nodes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut blobs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "dtb"))
+        .collect();
+    blobs.sort();
+    assert_eq!(blobs.len(), 7, "{blobs:?}");
+    for blob_path in blobs {
+        let blob = std::fs::read(&blob_path).unwrap();
+        let listing = std::fs::read_to_string(blob_path.with_extension("dts"))
+            .unwrap_or_else(|e| panic!("{}: no .dts beside it: {e}", blob_path.display()));
+        let tree = tcefw::devtree::flat::Tree::parse(&blob)
+            .unwrap_or_else(|e| panic!("{}: {e}", blob_path.display()));
+        let mut in_blob: Vec<String> = tree.nodes().map(|n| n.name().to_string()).collect();
+        let mut in_listing: Vec<String> = listing
+            .lines()
+            .filter_map(|line| line.trim().strip_suffix(" {"))
+            .map(|name| {
+                if name == "/" {
+                    String::new()
+                } else {
+                    name.to_string()
+                }
+            })
+            .collect();
+        in_blob.sort();
+        in_listing.sort();
+        assert_eq!(in_blob, in_listing, "{}", blob_path.display());
     }
 }
