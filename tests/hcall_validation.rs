@@ -1,5 +1,5 @@
 //! Host tests of the TCE hypercalls through the dispatcher, against the PHB3 model: the
-//! end-to-end flows of issue 4 (map, remap with release and dirty, read-only, cleared, get),
+//! end-to-end flows (map, remap with release and dirty, read-only, cleared, get),
 //! and every validation path, each of which must return its PAPR status and leave tables,
 //! pins, dirty bits, kill counters and allocator usage exactly as they were.
 

@@ -1,6 +1,6 @@
 //! PHB discovery from real device trees: QEMU's (bare mode, pbcq nodes) and skiboot's
 //! (payload mode, pciex nodes). Expected values are read off the .dts files in
-//! ../shared/fixtures (QEMU hw/pci-host/pnv_phb3_pbcq.c; skiboot hw/phb3.c).
+//! tests/fixtures (QEMU hw/pci-host/pnv_phb3_pbcq.c; skiboot hw/phb3.c).
 
 use tcefw::phb3::site::{sites, PhbAccess};
 use tcefw::platform::machine::Machine;

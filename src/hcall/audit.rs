@@ -1,5 +1,6 @@
 //! The audit: walks every TCE table and checks it against the page accounting, the
-//! partitions, the PE grants and the allocators (DESIGN.md "Invariants the audit checks"):
+//! partitions, the PE grants and the allocators (docs/tce-protocol.md, "Invariants the
+//! audit checks"):
 //! - every valid TCE is a page-aligned address with no reserved bit, points at host memory
 //!   inside its window owner's memory, never into firmware memory, and holds exactly one pin
 //!   on its page (the page accounting's record for that page size and address);

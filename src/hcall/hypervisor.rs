@@ -1,6 +1,6 @@
 //! The hypervisor state shared by every CPU, and the hypercall dispatcher for the TCE calls.
 //!
-//! Validation follows LoPAR and ../shared/reference/papr-tce-hcalls.md (checked the way KVM's
+//! Validation follows LoPAR and docs/papr-tce-hcalls.md (checked the way KVM's
 //! arch/powerpc/kvm/book3s_64_vio.c and QEMU's hw/ppc/spapr_iommu.c do): every failure is
 //! H_PARAMETER (H_P4 for an H_STUFF_TCE count over 512) and leaves nothing changed, because
 //! every check runs before the first change and the IOMMU update itself is all-or-nothing.
@@ -15,7 +15,7 @@
 //! their registers and semantics are in [`super::windows`].
 //!
 //! Resources: LoPAR ch_lpar_option (H_PUT_TCE, H_GET_TCE, H_STUFF_TCE, H_PUT_TCE_INDIRECT);
-//! Linux arch/powerpc/kvm/book3s_64_vio.c; QEMU hw/ppc/spapr_iommu.c; DESIGN.md.
+//! Linux arch/powerpc/kvm/book3s_64_vio.c; QEMU hw/ppc/spapr_iommu.c; docs/tce-protocol.md.
 
 use super::codes::*;
 use super::partition::Partition;

@@ -3,11 +3,11 @@
 //! firmware-private DDW hypercalls, registers documented in [`windows`]), and the audit of
 //! every table against the page accounting and the allocators.
 //!
-//! The lead's `sc 1` handler calls [`Hypervisor::dispatch`] with r3 and r4.. and writes the
-//! returned status to r3 and the outputs to r4...
+//! The `sc 1` handler (`startup::hv`) calls [`Hypervisor::dispatch`] with r3 and r4.. and
+//! writes the returned status to r3 and the outputs to r4...
 //!
 //! Resources: LoPAR ch_lpar_option; Linux arch/powerpc/include/asm/hvcall.h and
-//! arch/powerpc/kvm/book3s_64_vio.c; QEMU hw/ppc/spapr_iommu.c; DESIGN.md.
+//! arch/powerpc/kvm/book3s_64_vio.c; QEMU hw/ppc/spapr_iommu.c; docs/tce-protocol.md.
 
 pub mod audit;
 pub mod codes;

@@ -10,7 +10,7 @@
 //! it depends on its placement ([`Partition::can_map_pages_of`]): the hypercalls refuse a TCE
 //! whose host page is misaligned, and the window query offers only the page sizes that fit.
 //!
-//! Resources: LoPAR ch_address_map (real mode addressing of a partition); DESIGN.md.
+//! Resources: LoPAR ch_address_map (real mode addressing of a partition); docs/tce-protocol.md.
 
 use crate::mm::PhysAddr;
 

@@ -5,11 +5,11 @@
 //! - [`table`]: TCE tables of 1..5 levels with on-demand levels installed by CAS;
 //! - [`pages`]: pin counts and dirty bits of every RAM frame a TCE points at;
 //! - [`kill`]: TCE cache kill encodings, threshold and counters;
-//! - [`service`]: DMA windows per PE and the one TCE update protocol (DESIGN.md);
+//! - [`service`]: DMA windows per PE and the one TCE update protocol (docs/tce-protocol.md);
 //! - `ram`, `slot`: the two small unsafe leaves (atomic words in physical memory; the
 //!   lock-free published-window slot).
 //!
-//! Resources: DESIGN.md; skiboot hw/phb3.c; Linux arch/powerpc/platforms/powernv/pci-ioda.c,
+//! Resources: docs/tce-protocol.md; skiboot hw/phb3.c; Linux arch/powerpc/platforms/powernv/pci-ioda.c,
 //! pci-ioda-tce.c and arch/powerpc/kernel/iommu.c; QEMU hw/pci-host/pnv_phb3.c.
 
 pub mod kill;

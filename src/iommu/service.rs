@@ -1,5 +1,5 @@
 //! The TCE service of one PHB: its DMA windows (one TCE table per PE window), and the one
-//! TCE update protocol that every TCE-changing path follows (DESIGN.md):
+//! TCE update protocol that every TCE-changing path follows (docs/tce-protocol.md):
 //! validate (the caller's job, before calling) → set aside blocks for missing levels → pin the
 //! new pages → install the levels → exchange every entry → barrier, kill, DMA read sync →
 //! release the old pages (dirty if W). Everything that can fail (memory, pin counts) happens
@@ -23,7 +23,8 @@
 //! ([`TceService::install_window`]: TVE, kill, publish), so a caller can make sure a
 //! replacement exists before it removes anything.
 //!
-//! Resources: DESIGN.md; the seed patch (exchange, then release the replaced TCE);
+//! Resources: docs/tce-protocol.md; Linux "powerpc/iommu/powernv: Release replaced TCE"
+//! (2015: exchange, then release the replaced TCE);
 //! Linux platforms/powernv/pci-ioda.c and kernel/iommu.c; skiboot hw/phb3.c.
 
 use super::kill::{

@@ -30,7 +30,7 @@
 //! accepted call it becomes the reference, after a rejected one it is compared with it), so
 //! it is exact rather than sampled. Deterministic: one seed gives one run.
 //!
-//! Resources: ../shared/reference/papr-tce-hcalls.md (the hostile cases upstream met);
+//! Resources: docs/papr-tce-hcalls.md (the hostile cases upstream met);
 //! LoPAR ch_lpar_option and sec_rtas_dma_window; KVM arch/powerpc/kvm/book3s_64_vio.c (the
 //! validation each argument gets); SplitMix64 (Steele, Lea, Flood 2014) for the generator.
 
