@@ -9,8 +9,9 @@
 //! - `ram`, `slot`: the two small unsafe leaves (atomic words in physical memory; the
 //!   lock-free published-window slot).
 //!
-//! Resources: docs/tce-protocol.md; skiboot hw/phb3.c; Linux arch/powerpc/platforms/powernv/pci-ioda.c,
-//! pci-ioda-tce.c and arch/powerpc/kernel/iommu.c; QEMU hw/pci-host/pnv_phb3.c.
+//! Resources: docs/tce-protocol.md; skiboot hw/phb3.c; Linux
+//! arch/powerpc/platforms/powernv/pci-ioda.c, pci-ioda-tce.c and arch/powerpc/kernel/iommu.c;
+//! QEMU hw/pci-host/pnv_phb3.c.
 
 pub mod kill;
 pub mod pages;

@@ -23,8 +23,9 @@
 //!
 //! Resources: Linux "powerpc/iommu/powernv: Release replaced TCE" (2015: put_page +
 //! SetPageDirty when the old TCE had WRITE); Linux arch/powerpc/kernel/iommu.c
-//! `iommu_tce_xchg` / `iommu_tce_mk_dirty`, and arch/powerpc/mm/book3s64/iommu_api.c (KVM pins preregistered memory once per region, not
-//! per TCE, for the same reason: the hypercall path must not walk pages).
+//! `iommu_tce_xchg` / `iommu_tce_mk_dirty`, and arch/powerpc/mm/book3s64/iommu_api.c (KVM
+//! pins preregistered memory once per region, not per TCE, for the same reason: the
+//! hypercall path must not walk pages).
 
 use super::ram::Ram;
 use super::Error;

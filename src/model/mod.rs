@@ -10,7 +10,8 @@
 //!   rejected call changed nothing (shared by `benches/fuzz_hcall.rs` and `tests/hcall_fuzz.rs`).
 //!
 //! Resources: QEMU hw/pci-host/pnv_phb3.c; skiboot include/phb3-regs.h; Linux
-//! arch/powerpc/platforms/powernv/pci-ioda.c (kill encodings); docs/tce-protocol.md "The PHB3 model used by host tests".
+//! arch/powerpc/platforms/powernv/pci-ioda.c (kill encodings); docs/tce-protocol.md ("The
+//! PHB3 model used by host tests").
 
 pub mod fuzz;
 pub mod host;

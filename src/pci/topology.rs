@@ -251,7 +251,9 @@ pub enum Problem {
     PeRefused(PeError),
     /// Bus numbers ran out: nothing behind this bridge was scanned.
     OutOfBusNumbers,
-    /// The bridge is nested deeper than [`MAX_BRIDGE_DEPTH`](super::enumerate::MAX_BRIDGE_DEPTH): nothing behind it was scanned.
+    /// The bridge is nested deeper than
+    /// [`MAX_BRIDGE_DEPTH`](super::enumerate::MAX_BRIDGE_DEPTH): nothing behind it was
+    /// scanned.
     TooDeep,
     /// A header layout enumeration does not handle.
     UnsupportedHeader {
